@@ -1,0 +1,1 @@
+"""Prefect 3 orchestration: the only code that imports prefect."""

@@ -1,0 +1,1 @@
+"""Pure data logic (no Prefect): fetch, sections, align, code-switch, significance."""

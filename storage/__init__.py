@@ -1,0 +1,1 @@
+"""Parquet shard store: schemas, versioned writes, manifests, readers."""

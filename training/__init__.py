@@ -1,0 +1,1 @@
+"""Tokenizers, models, trainer, samplers, metrics."""
