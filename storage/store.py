@@ -18,6 +18,7 @@ Committed versions are immutable.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -260,10 +261,8 @@ class VersionWriter:
                             writer.write_table(arrow, row_group_size=ROW_GROUP_ROWS)
                 fh.flush()
                 if hasattr(fh, "fileno"):
-                    try:
+                    with contextlib.suppress(OSError, ValueError, AttributeError):
                         os.fsync(fh.fileno())
-                    except (OSError, ValueError, AttributeError):
-                        pass
             self.fs.mv(tmp, final)
         except BaseException:
             try:
@@ -371,8 +370,9 @@ def list_datasets(root: str | os.PathLike | None = None) -> list[str]:
     if not fs.exists(base):
         return []
     return sorted(
-        e.rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(base, detail=False) if fs.isdir(e) and
-        not e.rstrip("/").rsplit("/", 1)[-1].startswith(".")
+        e.rstrip("/").rsplit("/", 1)[-1]
+        for e in fs.ls(base, detail=False)
+        if fs.isdir(e) and not e.rstrip("/").rsplit("/", 1)[-1].startswith(".")
     )
 
 

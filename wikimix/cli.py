@@ -1,6 +1,6 @@
 """The `wikimix` command. Each verb group lives in wikimix/commands/<name>.py and registers itself here.
 
-    wikimix --help
+wikimix --help
 """
 
 from __future__ import annotations

@@ -10,7 +10,9 @@ shards_app = typer.Typer(help="List and verify versioned Parquet shards.", no_ar
 
 
 @shards_app.command("ls")
-def ls(root: Annotated[str | None, typer.Argument(help="data root (default $WIKIMIX_DATA or ./data)")] = None):
+def ls(
+    root: Annotated[str | None, typer.Argument(help="data root (default $WIKIMIX_DATA or ./data)")] = None,
+):
     """List datasets, committed versions, tables and row counts."""
     from storage.store import data_root, list_datasets, list_versions
 
