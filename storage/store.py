@@ -323,11 +323,18 @@ class VersionWriter:
             "parents": [{"dataset": p.dataset, "version": p.version} for p in self.parents],
             "tables": tables,
         }
+        self._remove_stale_temps()
         tmp = _join(self._dir, f".tmp-{uuid.uuid4().hex}-{MANIFEST}")
         with self.fs.open(tmp, "w") as fh:
             json.dump(manifest, fh, indent=2, sort_keys=True, default=str)
         self.fs.mv(tmp, _join(self._dir, MANIFEST))
         return self.ref
+
+    def _remove_stale_temps(self) -> None:
+        """Temp files of writers that crashed; safe at commit, when every rank has finished."""
+        for path in self.fs.find(self._dir):
+            if path.rsplit("/", 1)[-1].startswith(".tmp-"):
+                self.fs.rm(path)
 
 
 def _file_facts(fs: fsspec.AbstractFileSystem, path: str, schema: pa.Schema) -> dict[str, Any]:

@@ -26,7 +26,9 @@ for module in (shards, wiki, corpus, significance, train, evaluate, run):
 def main() -> None:
     """Entry point: bad input of any kind ends as one line on stderr and exit code 2."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns the exit code of typer.Exit here
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except WikimixError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
