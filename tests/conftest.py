@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.fixtures_prefect", "tests.fixtures_training", "tests.fixtures_wiki"]
 
 
 def shared_path() -> Path:

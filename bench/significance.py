@@ -1,0 +1,124 @@
+"""Significance rankers vs the encoder bound, in one run on the same documents.
+
+    .venv/bin/python bench/significance.py --threads 2                     # XQuAD paragraphs, en/de/ru/zh
+    .venv/bin/python bench/significance.py --docs demo-docs --n-docs 16    # a stored documents version
+
+The bound: the loo ranker plans its exact encoder inputs (per window: the window, then the window minus
+each token); the bench encodes exactly those inputs with the same encoder and batch size, with nothing
+else around it. Then loo runs end to end (tokenise, window, encode, score, rank). Timings alternate
+(bound, loo, greedy, bound, loo, greedy, ...) and the best of each is kept, so CPU contention from other work hits both
+sides alike. Greedy and stat run on the same documents. Prints tokens/s per ranker, greedy's cost
+relative to loo, and last `loo_vs_encoder_bound=<bound seconds / loo seconds>` (target >= 0.8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pipeline.encoder import Encoder, EncoderConfig  # noqa: E402
+from pipeline.significance import GreedyRanker, LooRanker, RankerConfig, StatRanker, tokenize  # noqa: E402
+from wikimix.errors import WikimixError  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def xquad_paragraphs(langs: list[str], n_docs: int) -> list[str]:
+    """n_docs XQuAD paragraphs, taking languages in turn (paragraph k in language k % len(langs))."""
+    shared = Path(os.environ.get("WIKIMIX_SHARED", REPO.parent / "shared"))
+    per_lang = {}
+    for lang in langs:
+        path = shared / "corpus" / "xquad" / f"xquad.{lang}.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))["data"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise WikimixError(f"cannot read XQuAD file {path}: {exc}") from None
+        per_lang[lang] = [p["context"] for a in data for p in a["paragraphs"]]
+    return [per_lang[langs[k % len(langs)]][k * 7 % 240] for k in range(n_docs)]
+
+
+def stored_documents(spec: str, root: str | None, n_docs: int) -> list[str]:
+    from storage.store import open_version
+
+    dataset, _, version = spec.partition("@")
+    ref = open_version(root, dataset, version or "latest")
+    texts = []
+    for batch in ref.iter_batches("documents", batch_size=n_docs, columns=["text"]):
+        texts.extend(batch.column("text").to_pylist())
+        if len(texts) >= n_docs:
+            break
+    return texts[:n_docs]
+
+
+def timed(fn) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--docs", help="documents dataset[@version] (default: XQuAD paragraphs)")
+    ap.add_argument("--root", help="data root for --docs (default $WIKIMIX_DATA or ./data)")
+    ap.add_argument("--langs", default="en,de,ru,zh", help="XQuAD languages, taken in turn")
+    ap.add_argument("--n-docs", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--window", type=int, default=RankerConfig.window_wordpieces, help="window wordpieces")
+    ap.add_argument("--greedy-fraction", type=float, default=RankerConfig.greedy_fraction)
+    ap.add_argument("--repeats", type=int, default=2, help="alternating bound/loo timings; best of each")
+    ap.add_argument("--encoder", help="local sentence-transformers model dir (default: packaged MiniLM)")
+    args = ap.parse_args()
+
+    if args.docs:
+        texts = stored_documents(args.docs, args.root, args.n_docs)
+    else:
+        texts = xquad_paragraphs(args.langs.split(","), args.n_docs)
+    encoder = Encoder(EncoderConfig(path=args.encoder, batch_size=args.batch_size, threads=args.threads))
+    config = RankerConfig(window_wordpieces=args.window, greedy_fraction=args.greedy_fraction)
+    loo, greedy = LooRanker(encoder, config), GreedyRanker(encoder, config)
+    n_tokens = sum(len(tokenize(t)) for t in texts)
+
+    plan = loo.plan(texts)
+    wordpieces = encoder.count_wordpieces(plan.inputs)
+    print(f"encoder={encoder.name} hash={encoder.hash} threads={args.threads} batch={args.batch_size}")
+    print(
+        f"docs={len(texts)} tokens={n_tokens} windows={len(plan.windows)} loo_inputs={len(plan.inputs)}"
+        f" mean_wordpieces={sum(wordpieces) / max(1, len(wordpieces)):.1f}"
+    )
+    encoder.encode(plan.inputs[: args.batch_size])  # warm-up: first call pays one-off allocation
+
+    bound_s = loo_s = greedy_s = float("inf")
+    for _ in range(args.repeats):
+        bound_s = min(bound_s, timed(lambda: encoder.encode(plan.inputs))[0])
+        loo_s = min(loo_s, timed(lambda: loo.rank(texts))[0])
+        greedy.inputs_encoded = 0
+        greedy_s = min(greedy_s, timed(lambda: greedy.rank(texts))[0])
+    print(
+        f"encoder_bound: inputs={len(plan.inputs)} seconds={bound_s:.2f}"
+        f" sentences/s={len(plan.inputs) / bound_s:.1f} tokens/s={n_tokens / bound_s:.1f}"
+    )
+    print(f"loo: seconds={loo_s:.2f} tokens/s={n_tokens / loo_s:.1f}")
+
+    print(
+        f"greedy: seconds={greedy_s:.2f} tokens/s={n_tokens / greedy_s:.1f} inputs={greedy.inputs_encoded}"
+        f" (re-score after removing {config.greedy_fraction:g} of the remaining tokens per round)"
+    )
+    stat_s, _ = timed(lambda: StatRanker.fit(texts).rank(texts))
+    print(f"stat: seconds={stat_s:.4f} tokens/s={n_tokens / stat_s:.0f} (fit + rank)")
+    print(f"greedy_vs_loo_cost={greedy_s / loo_s:.2f}")
+    print(f"loo_vs_encoder_bound={bound_s / loo_s:.3f}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except WikimixError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,286 @@
+"""build-corpus: fetch -> sections -> align -> code-switch (+ LID, metrics) -> significance -> manifest.
+
+    prefect deployment run 'build-corpus/weekly-rebuild'                      # as a deployment
+    python -c "from flows.corpus import build_corpus; build_corpus(name='sample')"   # in-process
+
+Each stage writes one dataset version (`<name>-wiki`, `-align`, `-docs`, `-sig`) through
+storage.store, shard by shard: one task per shard, tasks exchange version paths only. A stage is
+`plan_version` (a cached task: the same inputs give the same version id, so a rebuild with unchanged
+input lands on the versions it already wrote and every shard task is a cache hit), one task per shard,
+and `commit_version` (writes the manifest last). The data root is the process's $WIKIMIX_DATA (a path
+or an fsspec URL); Prefect results and cache records live under `<root>/.prefect/results`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.futures import as_completed
+
+from flows import artifacts
+from flows.policy import (
+    CACHE_POLICY,
+    ensure_rate_limit,
+    make_task_runner,
+    persisted,
+    resolve_root,
+    retry_policy,
+    wiki_api_slot,
+)
+from storage.store import StorageError, VersionWriter, new_version_id, open_version, ref_from_path
+from wikimix.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_WIKI = REPO / "samples" / "wiki"
+
+
+# --- stage plumbing: plan a version, write shards, commit --------------------------------------------
+
+
+@task(cache_policy=CACHE_POLICY, **retry_policy())
+def plan_version(root: str, dataset: str, params: dict, parents: list[str]) -> str:
+    """A new version id for `dataset`; cached, so unchanged inputs give the version already written."""
+    return new_version_id({"params": params, "parents": parents})
+
+
+def _is_committed(root: str, dataset: str, version: str) -> bool:
+    try:
+        open_version(root, dataset, version)
+    except StorageError:
+        return False
+    return True
+
+
+def _writer(root: str, dataset: str, version: str) -> VersionWriter | None:
+    """The version's writer to add shards to; None once it is committed (every shard is there)."""
+    return None if _is_committed(root, dataset, version) else VersionWriter(root, dataset, version)
+
+
+@task(cache_policy=CACHE_POLICY, **retry_policy())
+def commit_version(
+    root: str, dataset: str, version: str, params: dict, parents: list[str], shards: list
+) -> str:
+    """Write the manifest (last) once every shard task finished; returns the version path."""
+    if not _is_committed(root, dataset, version):
+        parent_refs = [ref_from_path(p) for p in parents]
+        VersionWriter(root, dataset, version, params=params, parents=parent_refs).commit()
+    return ref_from_path(f"{root.rstrip('/')}/{dataset}/{version}").path
+
+
+# --- stage tasks --------------------------------------------------------------------------------------
+
+
+def dump_fingerprint(dumps: str) -> list[tuple[str, int, int]]:
+    """Name, size and mtime of every dump file: part of the cache key, so a new dump is re-read."""
+    from pipeline.dump import find_dumps
+
+    paths = find_dumps(dumps)
+    return [(p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in paths.values()]
+
+
+@task(cache_policy=CACHE_POLICY, **retry_policy())
+def ingest_dumps(
+    root: str, dataset_name: str, dumps: str, concepts: str, langs: list[str] | None, fingerprint: list
+) -> str:
+    """pages + sections + fetch_log from pages-articles dumps (one shard per language); version path."""
+    from pipeline.dump import ingest_dumps as ingest
+
+    logger = get_run_logger()
+    ref, reports = ingest(dumps, concepts, root=root, name=dataset_name, langs=langs)
+    for lang, report in reports.items():
+        logger.info("%s: %s", lang, report)
+    return ref.path
+
+
+@task(cache_policy=CACHE_POLICY, **retry_policy())
+def fetch_wiki(
+    root: str, dataset_name: str, api_urls: dict[str, str], concepts: str, langs: list[str] | None
+) -> str:
+    """pages + sections + fetch_log from live MediaWiki APIs, every request rate-limited (`wiki-api`)."""
+    from pipeline import fetch
+
+    ref = fetch.fetch_concepts(
+        api_urls, concepts, root=root, name=dataset_name, langs=langs, before_request=wiki_api_slot
+    )
+    return ref.path
+
+
+@task(cache_policy=CACHE_POLICY, **retry_policy())
+def align_shard(root: str, wiki: str, dataset: str, version: str, rank: int, world_size: int) -> dict:
+    from pipeline.align import align_version
+
+    writer = _writer(root, dataset, version)
+    if writer is None:
+        return {"skipped": True}
+    return align_version(ref_from_path(wiki), writer, rank=rank, world_size=world_size)
+
+
+@task(cache_policy=CACHE_POLICY, **retry_policy())
+def documents_shard(
+    root: str, wiki: str, align: str, dataset: str, version: str, config: dict, rank: int, world_size: int
+) -> dict:
+    """Code-switched documents of the concepts this shard owns, with fastText LID and metrics."""
+    from pipeline.codeswitch import BuildConfig, build_documents
+
+    writer = _writer(root, dataset, version)
+    if writer is None:
+        return {"skipped": True}
+    report = build_documents(
+        ref_from_path(wiki), ref_from_path(align), writer, BuildConfig(**config), rank, world_size
+    )
+    get_run_logger().info("documents shard %d/%d: %s", rank, world_size, report)
+    return report
+
+
+@task(cache_policy=CACHE_POLICY, **retry_policy())
+def significance_shard(
+    root: str, docs: str, dataset: str, version: str, rankers: list[str], shard: int, num_shards: int
+) -> list[str]:
+    """Significance rankings of one documents shard (the slowest step on a CPU: the unit of resume)."""
+    from pipeline.encoder import Encoder, EncoderConfig
+    from pipeline.significance import make_ranker, rank_version
+
+    writer = _writer(root, dataset, version)
+    if writer is None:
+        return []
+    docs_ref = ref_from_path(docs)
+    needs_encoder = any(r in ("loo", "greedy") for r in rankers)
+    encoder = Encoder(EncoderConfig()) if needs_encoder else None
+    ranker_objs = [make_ranker(name, encoder, docs=docs_ref) for name in rankers]
+    return rank_version(docs_ref, writer, ranker_objs, rank=shard, world_size=num_shards, progress=False)
+
+
+# --- the flow -----------------------------------------------------------------------------------------
+
+
+@flow(name="build-corpus", log_prints=True)
+def build_corpus(
+    name: str = "sample",
+    source: Literal["dumps", "wiki"] = "dumps",
+    dumps: str = str(SAMPLE_WIKI),
+    concepts: str = str(SAMPLE_WIKI / "concepts.tsv"),
+    api_urls: dict[str, str] | None = None,
+    langs: list[str] | None = None,
+    shards: int = 2,
+    policy: Literal["uniform", "weighted", "curriculum"] = "uniform",
+    granularity: Literal["sentence", "clause"] = "sentence",
+    seed: int = 0,
+    min_langs: int = 3,
+    rankers: list[str] = ["loo"],  # noqa: B006 - Prefect parameters are copied per run
+    requests_per_second: float = 10.0,
+    task_runner: str = "threads",
+    refresh_cache: bool = False,
+) -> dict[str, str]:
+    """Build one corpus; returns {stage: version path} for wiki, align, docs, sig."""
+    logger = get_run_logger()
+    if shards < 1:
+        raise ConfigError(f"shards must be >= 1, got {shards}")
+    root = resolve_root(None)
+    opts = {"refresh_cache": True} if refresh_cache else {}
+    plan, commit = (persisted(t, root).with_options(**opts) for t in (plan_version, commit_version))
+
+    def stage(t):
+        return persisted(t, root).with_options(**opts)
+
+    # 1. fetch -> sections (pages, sections, fetch_log)
+    if source == "dumps":
+        wiki = stage(ingest_dumps)(root, name, dumps, concepts, langs, dump_fingerprint(dumps))
+    else:
+        if not api_urls:
+            raise ConfigError("source 'wiki' needs api_urls: {lang: 'http://host/api.php', ...}")
+        ensure_rate_limit(requests_per_second)
+        wiki = stage(fetch_wiki)(root, name, api_urls, concepts, langs)
+    logger.info("wiki: %s", ref_from_path(wiki))
+
+    with make_task_runner(task_runner) as runner:
+        # 2. align (sharded by concept)
+        align_params = {"world_size": shards}
+        version = plan(root, f"{name}-align", align_params, [wiki])
+        futures = [
+            runner.submit(
+                stage(align_shard),
+                {
+                    "root": root,
+                    "wiki": wiki,
+                    "dataset": f"{name}-align",
+                    "version": version,
+                    "rank": r,
+                    "world_size": shards,
+                },
+            )
+            for r in range(shards)
+        ]
+        align = commit(root, f"{name}-align", version, align_params, [wiki], [f.result() for f in futures])
+        logger.info("align: %s", ref_from_path(align))
+
+        # 3. code-switched documents + LID + metrics (sharded by concept)
+        build = {"policy": policy, "granularity": granularity, "seed": seed, "min_langs": min_langs}
+        docs_params = {**build, "world_size": shards}
+        version = plan(root, f"{name}-docs", docs_params, [wiki, align])
+        futures = [
+            runner.submit(
+                stage(documents_shard),
+                {
+                    "root": root,
+                    "wiki": wiki,
+                    "align": align,
+                    "dataset": f"{name}-docs",
+                    "version": version,
+                    "config": build,
+                    "rank": r,
+                    "world_size": shards,
+                },
+            )
+            for r in range(shards)
+        ]
+        reports = [f.result() for f in futures]
+        docs = commit(root, f"{name}-docs", version, docs_params, [wiki, align], reports)
+        docs_ref = ref_from_path(docs)
+        logger.info("docs: %s (%d documents)", docs_ref, docs_ref.num_rows("documents"))
+
+        # 4. significance (one task per documents shard; progress artifact as shards finish)
+        n_doc_shards = max(1, len(docs_ref.files("documents")))
+        sig_params = {"rankers": rankers}
+        version = plan(root, f"{name}-sig", sig_params, [docs])
+        progress = artifacts.Progress(f"{name}-significance-progress", f"significance of {docs_ref}")
+        futures = [
+            runner.submit(
+                stage(significance_shard),
+                {
+                    "root": root,
+                    "docs": docs,
+                    "dataset": f"{name}-sig",
+                    "version": version,
+                    "rankers": rankers,
+                    "shard": i,
+                    "num_shards": n_doc_shards,
+                },
+            )
+            for i in range(n_doc_shards)
+        ]
+        done = []
+        for future in as_completed(futures):
+            done += future.result()
+            progress.update(len(done), n_doc_shards)
+        sig = commit(root, f"{name}-sig", version, sig_params, [docs], sorted(done))
+        logger.info("significance: %s", ref_from_path(sig))
+
+    # 5. manifest: what the UI shows of this build
+    refs = {"wiki": wiki, "align": align, "docs": docs, "sig": sig}
+    publish_corpus(name, refs)
+    return refs
+
+
+def publish_corpus(name: str, refs: dict[str, str]) -> list[str]:
+    """Dataset card, code-switching metrics, samples, significance examples and shard locations."""
+    wiki, docs, sig = (ref_from_path(refs[k]) for k in ("wiki", "docs", "sig"))
+    keys = [
+        artifacts.dataset_card(name, wiki),
+        artifacts.codeswitch_metrics(name, docs),
+        artifacts.sample_documents(name, docs),
+        artifacts.significance_examples(name, docs, sig),
+    ]
+    keys += [artifacts.location(name, ref_from_path(path)) for path in refs.values()]
+    return keys

@@ -1,0 +1,133 @@
+"""train-variant and train-all: train diffusion variants and the AR baseline on a stored corpus version.
+
+    prefect deployment run 'train-all/after-rebuild' -p corpus=sample -p budget=smoke
+    python -c "from flows.train import train_all; train_all(corpus='sample', budget='smoke')"
+
+A training run is one task (the trainer checkpoints and resumes on its own); its cache key is the full
+training config (data version, budget, overrides) plus the source of training/, so re-running an
+unchanged configuration returns the finished checkpoint at once. Runs land in
+`<data root>/runs/<corpus>/<variant>-<budget>-<config hash>` (the data root must be a local path for training).
+With `task_runner="dask:tcp://scheduler:8786"`, train-all runs the variants in parallel on Dask workers
+(one GPU each); the default runs them one after another.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+
+from flows import artifacts
+from flows.policy import TRAINING_CACHE_POLICY, make_task_runner, persisted, resolve_root, retry_policy
+from storage.store import StorageError, open_version, params_hash
+from wikimix.errors import ConfigError
+
+
+def corpus_versions(root: str, corpus: str, version: str = "latest") -> tuple[str, str | None]:
+    """`DATASET@VERSION` specs of the corpus's documents and, when built, its significance table."""
+    docs = open_version(root, f"{corpus}-docs", version)
+    try:
+        sig = open_version(root, f"{corpus}-sig", "latest")
+    except StorageError:  # significance never built for this corpus
+        return str(docs), None
+    parents = {(p["dataset"], p["version"]) for p in sig.manifest()["parents"]}
+    return str(docs), (str(sig) if (docs.dataset, docs.version) in parents else None)
+
+
+def run_dir(
+    root: str, corpus: str, variant: str, budget: str, data: str, sig: str | None, overrides: dict
+) -> str:
+    """One directory per distinct training config, so a new data version never resumes an old run."""
+    tag = params_hash({"data": data, "significance": sig, "overrides": overrides})
+    return str(Path(root) / "runs" / corpus / f"{variant}-{budget}-{tag}")
+
+
+@task(cache_policy=TRAINING_CACHE_POLICY, **retry_policy(retries=1))
+def train_run(
+    root: str, variant: str, data: str, significance: str | None, budget: str, out: str, overrides: dict
+) -> str:
+    """Train (or resume) one variant; returns its checkpoint directory."""
+    from training.config import make_config
+    from training.trainer import train
+
+    cfg = make_config(
+        variant, budget=budget, overrides=overrides, data=data, out=out, significance=significance or None
+    )
+    cfg.progress = False
+    last = train(cfg)
+    get_run_logger().info("%s: %s", variant, {k: v for k, v in last.items() if isinstance(v, int | float)})
+    return out
+
+
+@task(**retry_policy(retries=1))
+def publish_training_curves(name: str, run_dirs: list[str]) -> str:
+    """Image artifact of the loss curves (training.evaluate draws them from each run's metrics.jsonl)."""
+    from training.evaluate import load_model, plot_loss_curves
+
+    names: set[str] = set()
+    models = [load_model(d, "cpu", names) for d in run_dirs]
+    png = Path(run_dirs[0]).parent / f"loss-curves-{params_hash(sorted(run_dirs))}.png"
+    plot_loss_curves(models, png)
+    return artifacts.image(
+        artifacts.artifact_key(name, "training-curves"), png, "Loss curves of " + ", ".join(names)
+    )
+
+
+def _check_local(root: str) -> None:
+    if "://" in root:
+        raise ConfigError(f"training needs a local data root, got {root!r}")
+
+
+@flow(name="train-variant", log_prints=True)
+def train_variant(
+    corpus: str = "sample",
+    variant: str = "ar",
+    budget: str = "smoke",
+    version: str = "latest",
+    overrides: dict[str, Any] | None = None,
+) -> str:
+    """Train one variant on the corpus's documents; returns the checkpoint directory."""
+    root = resolve_root(None)
+    _check_local(root)
+    data, sig = corpus_versions(root, corpus, version)
+    out = run_dir(root, corpus, variant, budget, data, sig, overrides or {})
+    run = persisted(train_run, root)(root, variant, data, sig, budget, out, overrides or {})
+    publish_training_curves(f"{corpus}-{variant}", [run])
+    return run
+
+
+@flow(name="train-all", log_prints=True)
+def train_all(
+    corpus: str = "sample",
+    variants: list[str] = ["ar", "mdlm"],  # noqa: B006 - Prefect parameters are copied per run
+    budget: str = "smoke",
+    version: str = "latest",
+    overrides: dict[str, Any] | None = None,
+    task_runner: str = "threads:1",
+) -> dict[str, str]:
+    """Train every variant on the same data and budget; returns {variant: checkpoint directory}."""
+    root = resolve_root(None)
+    _check_local(root)
+    data, sig = corpus_versions(root, corpus, version)
+    get_run_logger().info("training %s on %s (significance: %s), budget %s", variants, data, sig, budget)
+    step = persisted(train_run, root)
+    with make_task_runner(task_runner) as runner:
+        futures = {
+            v: runner.submit(
+                step,
+                {
+                    "root": root,
+                    "variant": v,
+                    "data": data,
+                    "significance": sig,
+                    "budget": budget,
+                    "out": run_dir(root, corpus, v, budget, data, sig, overrides or {}),
+                    "overrides": overrides or {},
+                },
+            )
+            for v in variants
+        }
+        runs = {v: f.result() for v, f in futures.items()}
+    publish_training_curves(corpus, list(runs.values()))
+    return runs

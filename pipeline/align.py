@@ -1,0 +1,748 @@
+"""Align one concept's articles across languages: sections, then paragraphs, then sentences.
+
+    wikimix align demo-wiki                                   # CLI: writes demo-align
+    from pipeline.align import align_concept, align_version
+    rows = align_concept(section_rows, links)                 # rows of the `alignments` table
+
+Articles in different languages are comparable, not translations, so units are matched on evidence that
+does not depend on the language:
+- anchors: wikilink targets mapped to concepts through langlinks (a link to "Фізика" in uk and to
+  "Vật lý học" in vi both become concept "Physics"), numbers and years (digits of any script normalised),
+  Latin-script names and words in non-Latin text, and capitalised Latin names inside Latin text;
+- position of the unit in its parent, and its length relative to the two parents' length ratio.
+Anchors are weighted by inverse document frequency within the concept, and a pair's anchor similarity
+is their weighted Dice overlap. Sections and paragraphs are matched one-to-one by the assignment that
+maximises the total score (position is optional: shuffled units carry none); sentences of an aligned
+paragraph pair by a monotone dynamic programme (sentence order survives translation). Every pair of
+languages of a concept is aligned. Units with no counterpart in any language are kept as rows with an
+empty side b and score 0, with the reason in the evidence.
+
+Key of a unit: 'wiki:page_id:rev_id:section[:paragraph[:sentence]]'.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import math
+import re
+import unicodedata
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from pipeline.concepts import normalize_title
+from pipeline.sections import numbers_in
+from pipeline.sentences import split_sentences
+from wikimix.errors import WikimixError
+
+EVIDENCE_DAMPING = 0.5  # idf mass at which one kind's overlap counts half: one shared digit is thin evidence
+LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f][A-Za-z\u00c0-\u024f'\-]+")
+WORD = re.compile(r"[^\W\d_][^\W\d_'’\-]*")
+PHONETIC_DIGRAPHS = (
+    ("sh", "s"),
+    ("ch", "k"),
+    ("kh", "h"),
+    ("gh", "g"),
+    ("ph", "f"),
+    ("th", "t"),
+    ("ts", "s"),
+)
+PHONETIC_LETTERS = str.maketrans({"w": "v", "c": "k", "q": "k", "x": "k", "z": "s", "j": "j"})
+
+
+@dataclass
+class AlignConfig:
+    """Knobs of the aligner; defaults are the ones bench/align.py measures."""
+
+    use_position: bool = True  # False when unit order carries no information (shuffled benchmarks)
+    min_score: float = 0.06  # sections and paragraphs: a pair below this stays unaligned
+    min_sentence_score: float = 0.45  # sentences: DP gain threshold
+    position_weight: float = 0.5  # how much a full-length position mismatch costs (0..1)
+    length_weight: float = 0.5  # how much a length ratio far from the expected one costs (0..1)
+    max_anchors_in_evidence: int = 8
+    parallel_spread: float = 0.25  # articles whose matched pairs' log length ratios spread less are parallel
+    min_parallel_score: float = 0.3  # parallel articles: anchor + shape score a paragraph pair needs
+
+
+# --------------------------------------------------------------------------------------------- anchors
+
+
+@dataclass
+class LinkIndex:
+    """(lang, title) -> concept, from pages and their langlinks; links to the same concept match."""
+
+    concept_of: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    @classmethod
+    def from_pages(cls, pages: Iterable[dict]) -> LinkIndex:
+        index = cls()
+        for page in pages:
+            concept = page.get("concept") or f"{page['lang']}:{normalize_title(page['title'])}"
+            index.add(page["lang"], page["title"], concept)
+            for link in page.get("langlinks") or []:
+                index.add(link["lang"], link["title"], concept)
+        return index
+
+    def add(self, lang: str, title: str, concept: str) -> None:
+        self.concept_of.setdefault((lang, normalize_title(title)), concept)
+
+    def anchor(self, lang: str, title: str) -> str:
+        title = normalize_title(title)
+        concept = self.concept_of.get((lang, title))
+        return f"c:{concept}" if concept else f"t:{_fold(title)}"
+
+
+def _fold(s: str) -> str:
+    """Case- and accent-insensitive form (names keep their letters across languages: 'Gambäck'='Gamback')."""
+    decomposed = unicodedata.normalize("NFKD", s.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+@functools.lru_cache(maxsize=200_000)
+def phonetic_key(word: str) -> str:
+    """Consonant skeleton of a word transliterated to Latin: 'Warsaw', 'Варшава' -> 'vrsv';
+    'Matlin', 'ماتلين' -> 'mtln'. Names written in different scripts meet here."""
+    from anyascii import anyascii
+
+    s = _fold(anyascii(word))
+    for a, b in PHONETIC_DIGRAPHS:
+        s = s.replace(a, b)
+    s = re.sub(r"[^a-z]", "", s.translate(PHONETIC_LETTERS))
+    s = re.sub(r"[aeiouyh]", "", s)
+    return re.sub(r"(.)\1+", r"\1", s)
+
+
+def _script_has_case(word: str) -> bool:
+    first = word[0]
+    return first.lower() != first.upper()
+
+
+def _is_han(word: str) -> bool:
+    return any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in word)
+
+
+def _stem(word: str) -> str:
+    """Drop a possessive or plural s ("Tesla's", "Teslas" -> "tesla"): names inflect so across languages."""
+    word = word.removesuffix("'s").removesuffix("’s")
+    return word[:-1] if len(word) > 4 and word.endswith("s") else word
+
+
+def _mostly_latin(text: str) -> bool:
+    letters = [ch for ch in text[:2000] if ch.isalpha()]
+    latin = sum(1 for ch in letters if ch.isascii() or "\u00c0" <= ch <= "\u024f")
+    return bool(letters) and latin / len(letters) > 0.5
+
+
+def text_anchors(text: str, latin_text: bool | None = None) -> Counter[str]:
+    """Language-independent anchors found in a text: numbers and Latin-script names.
+
+    In Latin-script text only capitalised words that do not start a sentence count (names); in other
+    scripts every Latin word does (it is a name, a code or a borrowed term).
+    """
+    if latin_text is None:
+        latin_text = _mostly_latin(text)
+    anchors: Counter[str] = Counter(f"n:{n}" for n in numbers_in(text))
+    for m in WORD.finditer(text):
+        word = m.group()
+        latin = bool(LATIN_WORD.fullmatch(word))
+        cased = _script_has_case(word)
+        if cased:
+            # A capitalised word that does not start a sentence is a name (in any cased script).
+            k = m.start() - 1
+            while k >= 0 and text[k] in " \t":
+                k -= 1
+            is_name = word[0].isupper() and k >= 0 and text[k] not in ".!?:;\n\"'«“。"
+        else:
+            is_name = not _is_han(word)  # caseless scripts (Arabic, Devanagari, kana): any word may be
+        if latin and (is_name or not latin_text) and len(word) >= 2:
+            anchors[f"w:{_stem(_fold(word))}"] += 1
+        if is_name or (latin and not latin_text):
+            key = phonetic_key(word)
+            if len(key) >= 3:
+                anchors[f"p:{key}"] += 1
+    return anchors
+
+
+def link_anchors(links: Iterable[str], lang: str, index: LinkIndex) -> Counter[str]:
+    return Counter(index.anchor(lang, t) for t in links if t)
+
+
+def _links_in_sentence(sentence: str, links: Iterable[str]) -> list[str]:
+    """Link targets of a paragraph that appear in one of its sentences (prefix match allows inflection)."""
+    low = sentence.casefold()
+    out = []
+    for t in links:
+        stem = t.casefold()[: max(4, len(t) - 3)]
+        if stem and stem in low:
+            out.append(t)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ units
+
+
+@dataclass
+class Unit:
+    key: str
+    lang: str
+    text: str
+    anchors: Counter[str]
+    pos: float  # relative position of the unit's start in its parent, 0..1
+    length: int  # characters
+    section_idx: int = 0
+    paragraph_idx: int = -1
+    sentence_idx: int = -1
+    children: list[Unit] = field(default_factory=list)
+
+
+@dataclass
+class Article:
+    """One language's page of a concept, as units: sections with paragraphs with sentences."""
+
+    lang: str
+    wiki: str
+    page_id: int
+    rev_id: int
+    sections: list[Unit]
+    empty: list[tuple[str, str]]  # (unit level, key) of sections / paragraphs that hold no text
+
+
+def unit_key(wiki: str, page_id: int, rev_id: int, *idx: int) -> str:
+    return ":".join([wiki, str(page_id), str(rev_id), *map(str, idx)])
+
+
+def build_article(rows: list[dict], index: LinkIndex) -> Article:
+    """Units of one page from its `sections` rows (any order)."""
+    rows = sorted(rows, key=lambda r: (r["section_idx"], r["paragraph_idx"]))
+    first = rows[0]
+    wiki, page_id, rev_id, lang = first["wiki"], int(first["page_id"]), int(first["rev_id"]), first["lang"]
+    latin = _mostly_latin(" ".join((r.get("text") or "")[:200] for r in rows[:20]))
+    by_section: dict[int, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_section[int(r["section_idx"])].append(r)
+    empty: list[tuple[str, str]] = []
+    total = sum(len(r.get("text") or "") for r in rows) or 1
+    done = 0
+    sections: list[Unit] = []
+    for s_idx in sorted(by_section):
+        s_rows = by_section[s_idx]
+        s_len = sum(len(r.get("text") or "") for r in s_rows)
+        heading = s_rows[0].get("heading") or ""
+        section = Unit(
+            key=unit_key(wiki, page_id, rev_id, s_idx),
+            lang=lang,
+            text=heading,
+            anchors=text_anchors(heading, latin),
+            pos=done / total,
+            length=s_len,
+            section_idx=s_idx,
+        )
+        p_done = 0
+        for r in s_rows:
+            text = r.get("text") or ""
+            p_idx = int(r["paragraph_idx"])
+            p_key = unit_key(wiki, page_id, rev_id, s_idx, p_idx)
+            if not text.strip():
+                empty.append(("paragraph", p_key))
+                continue
+            links = list(r.get("links") or [])
+            paragraph = Unit(
+                key=p_key,
+                lang=lang,
+                text=text,
+                anchors=link_anchors(links, lang, index),
+                pos=p_done / (s_len or 1),
+                length=len(text),
+                section_idx=s_idx,
+                paragraph_idx=p_idx,
+            )
+            for k, (a, b) in enumerate(split_sentences(text, lang)):
+                sent = text[a:b]
+                found = text_anchors(sent, latin)
+                paragraph.anchors.update(found)  # a paragraph's text anchors are its sentences'
+                paragraph.children.append(
+                    Unit(
+                        key=unit_key(wiki, page_id, rev_id, s_idx, p_idx, k),
+                        lang=lang,
+                        text=sent,
+                        anchors=found + link_anchors(_links_in_sentence(sent, links), lang, index),
+                        pos=a / len(text),
+                        length=b - a,
+                        section_idx=s_idx,
+                        paragraph_idx=p_idx,
+                        sentence_idx=k,
+                    )
+                )
+            section.children.append(paragraph)
+            section.anchors += paragraph.anchors
+            p_done += len(text)
+        done += s_len
+        if section.children:
+            sections.append(section)
+        else:
+            empty.append(("section", section.key))
+    return Article(lang, wiki, page_id, rev_id, sections, empty)
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+
+
+def _idf(units: list[Unit]) -> dict[str, float]:
+    df: Counter[str] = Counter()
+    for u in units:
+        df.update(set(u.anchors))
+    n = len(units)
+    return {a: math.log(1.0 + n / c) for a, c in df.items()}
+
+
+def _kind_weights(anchors: Counter[str], idf: dict[str, float]) -> dict[str, float]:
+    out: dict[str, float] = defaultdict(float)
+    for x, c in anchors.items():
+        out[x[0]] += c * idf.get(x, 1.0)
+    return out
+
+
+def _dice(
+    a: Counter[str],
+    b: Counter[str],
+    idf: dict[str, float],
+    kinds_a: dict[str, float] | None = None,
+    kinds_b: dict[str, float] | None = None,
+) -> tuple[float, list[str]]:
+    """IDF-weighted anchor overlap, averaged over the anchor kinds (number, word, phonetic, link) both
+    sides have.
+
+    Kinds are compared apart so that a side that cannot express a kind (no Latin words in Arabic text)
+    is not penalised for lacking it. Per kind: the shared weight over the smaller side's weight (the
+    overlap coefficient: a short paragraph is not penalised for its long counterpart), damped when the
+    shared evidence is thin.
+    """
+    if not a or not b:
+        return 0.0, []
+    shared = a.keys() & b.keys()
+    if not shared:
+        return 0.0, []
+    kinds_a = kinds_a if kinds_a is not None else _kind_weights(a, idf)
+    kinds_b = kinds_b if kinds_b is not None else _kind_weights(b, idf)
+    kinds = kinds_a.keys() & kinds_b.keys()
+    common: dict[str, float] = defaultdict(float)
+    for x in shared:
+        common[x[0]] += min(a[x], b[x]) * idf.get(x, 1.0)
+    total = sum(
+        common[k] / min(kinds_a[k], kinds_b[k]) * common[k] / (common[k] + EVIDENCE_DAMPING) for k in common
+    )
+    ranked = sorted(shared, key=lambda x: (-idf.get(x, 1.0), x))
+    return total / len(kinds), ranked
+
+
+def _length_score(len_a: int, len_b: int, expected_ratio: float) -> float:
+    if len_a <= 0 or len_b <= 0:
+        return 0.0
+    return math.exp(-abs(math.log((len_b / len_a) / expected_ratio)))
+
+
+@dataclass
+class Pair:
+    a: Unit
+    b: Unit
+    score: float
+    evidence: dict
+
+
+def _score(
+    a: Unit, b: Unit, idf: dict[str, float], ratio: float, cfg: AlignConfig, kinds_a=None, kinds_b=None
+) -> tuple[float, dict]:
+    dice, shared = _dice(a.anchors, b.anchors, idf, kinds_a, kinds_b)
+    length = _length_score(a.length, b.length, ratio)
+    pos_gap = abs(a.pos - b.pos)
+    score = dice * (1 - cfg.length_weight * (1 - length))
+    if cfg.use_position:
+        score *= 1 - cfg.position_weight * pos_gap
+    evidence = {
+        "anchors": shared[: cfg.max_anchors_in_evidence],
+        "dice": round(dice, 4),
+        "length": round(length, 4),
+        "pos": [round(a.pos, 4), round(b.pos, 4)],
+    }
+    return score, evidence
+
+
+def _assign(units_a: list[Unit], units_b: list[Unit], cfg: AlignConfig, method: str) -> list[Pair]:
+    """One-to-one matching maximising the total score; pairs below cfg.min_score are dropped."""
+    if not units_a or not units_b:
+        return []
+    idf = _idf(units_a + units_b)
+    ratio = (sum(u.length for u in units_b) or 1) / (sum(u.length for u in units_a) or 1)
+    scores = np.zeros((len(units_a), len(units_b)))
+    evidence: dict[tuple[int, int], dict] = {}
+    kinds_a = [_kind_weights(u.anchors, idf) for u in units_a]
+    kinds_b = [_kind_weights(u.anchors, idf) for u in units_b]
+    holders: dict[str, list[int]] = defaultdict(list)  # anchor -> units of side b that have it
+    for j, b in enumerate(units_b):
+        for x in b.anchors:
+            holders[x].append(j)
+    for i, a in enumerate(units_a):
+        # Only pairs that share an anchor can score above 0: skip the rest of the matrix.
+        for j in sorted({j for x in a.anchors for j in holders.get(x, ())}):
+            scores[i, j], evidence[i, j] = _score(a, units_b[j], idf, ratio, cfg, kinds_a[i], kinds_b[j])
+    rows, cols = linear_sum_assignment(-scores)
+    return [
+        Pair(units_a[i], units_b[j], float(scores[i, j]), {**evidence[i, j], "method": method})
+        for i, j in zip(rows, cols, strict=True)
+        if scores[i, j] >= cfg.min_score
+    ]
+
+
+def _shape(a: Unit, b: Unit, ratio: float, tolerance: float = 0.05) -> float:
+    """How well two paragraphs' sentence boundaries line up (translations keep most of them where they
+    were, relative to the paragraph's length): F1 of boundaries within `tolerance`, the end included."""
+
+    def ends(u: Unit) -> list[float]:
+        return [(c.pos * u.length + c.length) / u.length for c in u.children[:-1]] if u.length else []
+
+    fa, fb = ends(a), ends(b)
+    matched, j = 0, 0
+    for x in fa:  # both lists ascend: a merge-like one-to-one match
+        while j < len(fb) and fb[j] < x - tolerance:
+            j += 1
+        if j < len(fb) and abs(fb[j] - x) <= tolerance:
+            matched += 1
+            j += 1
+    return (2 * matched + 2) / (len(fa) + len(fb) + 2)
+
+
+def _parallel(paragraphs: dict[tuple[str, str], list[Pair]], cfg: AlignConfig) -> bool:
+    """Whether a concept's articles are translations of each other: every anchor-matched paragraph pair
+    shows its language pair's steady length ratio (spread of log ratios below cfg.parallel_spread)."""
+    centred = []
+    for pairs in paragraphs.values():
+        logs = [math.log(p.b.length / p.a.length) for p in pairs if p.a.length and p.b.length]
+        if logs:
+            mid = float(np.median(logs))
+            centred += [x - mid for x in logs]
+    return len(centred) >= 3 and float(np.sqrt(np.mean(np.square(centred)))) <= cfg.parallel_spread
+
+
+def _reassign_parallel(art_a: Article, art_b: Article, matched: list[Pair], cfg: AlignConfig) -> list[Pair]:
+    """Paragraphs of parallel articles, matched again with anchors and shape together.
+
+    Only called for translations (see `_parallel`). Each pair scores its anchor overlap plus how well its
+    length fits the pair's ratio and its sentences match one by one in length; one assignment over all
+    paragraphs then fixes anchor matches that shape contradicts and matches paragraphs with no anchors.
+    Comparable articles never get here, so their anchor-less paragraphs stay unaligned.
+    """
+    logs = [math.log(p.b.length / p.a.length) for p in matched if p.a.length and p.b.length]
+    units_a = [p for s in art_a.sections for p in s.children]
+    units_b = [p for s in art_b.sections for p in s.children]
+    if not units_a or not units_b:
+        return matched
+    ratio = (
+        math.exp(float(np.median(logs)))
+        if logs
+        else sum(u.length for u in units_b) / sum(u.length for u in units_a)
+    )
+    idf = _idf(units_a + units_b)
+    scores = np.zeros((len(units_a), len(units_b)))
+    evidence = {}
+    for i, a in enumerate(units_a):
+        for j, b in enumerate(units_b):
+            anchor, ev = _score(a, b, idf, ratio, AlignConfig(**{**cfg.__dict__, "use_position": False}))
+            shape = _length_score(a.length, b.length, ratio) * _shape(a, b, ratio)
+            pos = 1 - cfg.position_weight * abs(a.pos - b.pos) if cfg.use_position else 1.0
+            scores[i, j] = (min(1.0, anchor / 0.5) * 0.5 + 0.5 * shape) * pos
+            evidence[i, j] = {
+                **ev,
+                "shape": round(shape, 4),
+                "method": "assign+shape" if anchor > 0 else "shape",
+            }
+    rows, cols = linear_sum_assignment(-scores)
+    return [
+        Pair(units_a[i], units_b[j], float(scores[i, j]), evidence[i, j])
+        for i, j in zip(rows, cols, strict=True)
+        if scores[i, j] >= cfg.min_parallel_score
+    ]
+
+
+def _align_sentences(pa: Unit, pb: Unit, cfg: AlignConfig, parallel: bool = True) -> list[Pair]:
+    """Monotone alignment of the sentences of two aligned paragraphs (1-1 matches and skips).
+
+    In parallel articles sentences with no anchors at all may match on length and position alone; in
+    comparable ones a sentence pair needs shared anchors.
+    """
+    sa, sb = pa.children, pb.children
+    if not sa or not sb:
+        return []
+    idf = _idf(sa + sb)
+    ratio = (pb.length or 1) / (pa.length or 1)
+    n, m = len(sa), len(sb)
+    gain = np.zeros((n, m))
+    evidence: dict[tuple[int, int], dict] = {}
+    for i, a in enumerate(sa):
+        for j, b in enumerate(sb):
+            dice, shared = _dice(a.anchors, b.anchors, idf)
+            length = _length_score(a.length, b.length, ratio)
+            pos = 1 - abs((a.pos + a.length / 2 / pa.length) - (b.pos + b.length / 2 / pb.length))
+            if parallel:
+                score = 0.4 * dice + 0.3 * length + 0.3 * pos
+                if not a.anchors and not b.anchors:
+                    score = 0.1 + 0.45 * length + 0.45 * pos  # nothing to compare: rely on shape alone
+            else:
+                score = (0.6 * dice + 0.2 * length + 0.2 * pos) if dice > 0 else 0.0
+            gain[i, j] = score
+            evidence[i, j] = {
+                "anchors": shared[: cfg.max_anchors_in_evidence],
+                "dice": round(dice, 4),
+                "length": round(length, 4),
+                "pos": [round(a.pos, 4), round(b.pos, 4)],
+                "method": "dp",
+            }
+    best = np.zeros((n + 1, m + 1))
+    move = np.zeros((n + 1, m + 1), dtype=np.int8)  # 0 match, 1 skip a, 2 skip b
+    best[1:, 0] = 0
+    move[1:, 0] = 1
+    move[0, 1:] = 2
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            options = (
+                best[i - 1, j - 1] + gain[i - 1, j - 1] - cfg.min_sentence_score,
+                best[i - 1, j],
+                best[i, j - 1],
+            )
+            k = int(np.argmax(options))
+            best[i, j], move[i, j] = options[k], k
+    pairs: list[Pair] = []
+    i, j = n, m
+    while i > 0 and j > 0:
+        k = move[i, j]
+        if k == 0:
+            if gain[i - 1, j - 1] >= cfg.min_sentence_score:
+                pairs.append(Pair(sa[i - 1], sb[j - 1], float(gain[i - 1, j - 1]), evidence[i - 1, j - 1]))
+            i, j = i - 1, j - 1
+        elif k == 1:
+            i -= 1
+        else:
+            j -= 1
+    return pairs[::-1]
+
+
+def align_pair(art_a: Article, art_b: Article, cfg: AlignConfig) -> tuple[list[Pair], list[Pair]]:
+    """(section pairs, paragraph pairs) between two articles of a concept."""
+    sections = _assign(art_a.sections, art_b.sections, cfg, "assign")
+    lead_a = next((s for s in art_a.sections if s.section_idx == 0), None)
+    lead_b = next((s for s in art_b.sections if s.section_idx == 0), None)
+    if lead_a and lead_b and not any(p.a is lead_a or p.b is lead_b for p in sections):
+        # Both leads summarise the topic: aligned by role even when they share no anchor.
+        sections.append(Pair(lead_a, lead_b, cfg.min_score, {"method": "lead", "anchors": []}))
+    paragraphs: list[Pair] = []
+    for sp in sections:
+        paragraphs += _assign(sp.a.children, sp.b.children, cfg, "assign")
+    # Paragraphs left over (in unaligned sections, or moved to another section) get a second, global try.
+    used_a = {id(p.a) for p in paragraphs}
+    used_b = {id(p.b) for p in paragraphs}
+    rest_a = [p for s in art_a.sections for p in s.children if id(p) not in used_a]
+    rest_b = [p for s in art_b.sections for p in s.children if id(p) not in used_b]
+    global_cfg = AlignConfig(**{**cfg.__dict__, "use_position": False, "min_score": 2 * cfg.min_score})
+    paragraphs += _assign(rest_a, rest_b, global_cfg, "assign-global")
+    return sections, paragraphs
+
+
+def _transitive(articles: list[Article], found: dict[tuple[str, str], list[Pair]]) -> None:
+    """Add pairs implied through a third language (a~c and c~b, a and b both still free), in place.
+
+    With many languages, a pair whose scripts share few anchors (zh, ar) is often bridged by languages
+    that share many with each side. A free unit takes the counterpart that two or more third languages agree on (one bridge when there
+    is only one third language).
+    """
+    langs = [a.lang for a in articles]
+    link: dict[tuple[str, str], dict[int, Pair]] = {}
+    for (la, lb), pairs in found.items():
+        link[(la, lb)] = {id(p.a): p for p in pairs}
+        link[(lb, la)] = {id(p.b): Pair(p.b, p.a, p.score, p.evidence) for p in pairs}
+    for la, lb in itertools.combinations(langs, 2):
+        pairs = found[(la, lb)]
+        used_a = {id(p.a) for p in pairs}
+        used_b = {id(p.b) for p in pairs}
+        votes: dict[int, Counter] = defaultdict(Counter)
+        via: dict[tuple[int, int], list] = defaultdict(list)
+        units: dict[int, Unit] = {}
+        for lc in langs:
+            if lc in (la, lb):
+                continue
+            for ida, pac in link[(la, lc)].items():
+                pcb = link[(lc, lb)].get(id(pac.b))
+                if ida in used_a or pcb is None or id(pcb.b) in used_b:
+                    continue
+                votes[ida][id(pcb.b)] += 1
+                via[(ida, id(pcb.b))].append((lc, min(pac.score, pcb.score)))
+                units[ida], units[id(pcb.b)] = pac.a, pcb.b
+        taken: set[int] = set()
+        for ida, counter in sorted(votes.items(), key=lambda kv: -max(kv[1].values())):
+            (idb, n), *rest = counter.most_common()
+            if n < min(2, len(langs) - 2) or (rest and rest[0][1] == n) or idb in taken:
+                continue  # one bridge of several, or bridges that disagree: leave it free
+            taken.add(idb)
+            paths = via[(ida, idb)]
+            evidence = {"method": "transitive", "via": sorted(lc for lc, _ in paths), "anchors": []}
+            pairs.append(Pair(units[ida], units[idb], 0.9 * max(sc for _, sc in paths), evidence))
+
+
+# ------------------------------------------------------------------------------------------ one concept
+
+
+def _row(concept: str, unit: str, a: Unit, b: Unit | None, score: float, evidence: dict) -> dict:
+    return {
+        "concept": concept,
+        "unit": unit,
+        "lang_a": a.lang,
+        "key_a": a.key,
+        "lang_b": b.lang if b else None,
+        "key_b": b.key if b else None,
+        "score": round(float(score), 4),
+        "evidence": json.dumps(evidence, ensure_ascii=False, sort_keys=True),
+    }
+
+
+def _unit_level(u: Unit) -> str:
+    return "sentence" if u.sentence_idx >= 0 else "paragraph" if u.paragraph_idx >= 0 else "section"
+
+
+def align_concept(
+    rows: list[dict], index: LinkIndex | None = None, cfg: AlignConfig | None = None
+) -> list[dict]:
+    """`alignments` rows for one concept's `sections` rows (any languages, any order).
+
+    Every pair of languages is aligned. Sections and paragraphs that match nothing in any language, and
+    sentences of aligned paragraphs that match nothing, get a row with empty side b and a reason; so do
+    empty units and every unit of a concept that exists in one language only.
+    """
+    cfg = cfg or AlignConfig()
+    index = index or LinkIndex()
+    if not rows:
+        return []
+    concept = rows[0].get("concept") or f"{rows[0]['lang']}:{rows[0].get('title')}"
+    by_page: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_page[(r["lang"], r["wiki"], int(r["page_id"]), int(r["rev_id"]))].append(r)
+    # One page per language: the newest revision of the longest page wins.
+    chosen: dict[str, tuple] = {}
+    for key, page_rows in by_page.items():
+        best = chosen.get(key[0])
+        size = (sum(len(r.get("text") or "") for r in page_rows), key[3])
+        if best is None or size > best[0]:
+            chosen[key[0]] = (size, key)
+    articles = [build_article(by_page[key], index) for _, key in (chosen[lang] for lang in sorted(chosen))]
+    out: list[dict] = []
+    for art in articles:
+        for level, key in art.empty:
+            empty_unit = Unit(key, art.lang, "", Counter(), 0.0, 0)
+            out.append(_row(concept, level, empty_unit, None, 0.0, {"reason": "empty"}))
+    if len(articles) == 1:
+        for s in articles[0].sections:
+            out.append(_row(concept, "section", s, None, 0.0, {"reason": "only one language"}))
+        return out
+    sections: dict[tuple[str, str], list[Pair]] = {}
+    paragraphs: dict[tuple[str, str], list[Pair]] = {}
+    for art_a, art_b in itertools.combinations(articles, 2):
+        key = (art_a.lang, art_b.lang)
+        sections[key], paragraphs[key] = align_pair(art_a, art_b, cfg)
+    if len(articles) > 2:
+        _transitive(articles, paragraphs)
+    by_lang = {art.lang: art for art in articles}
+    parallel = _parallel(paragraphs, cfg)
+    if parallel:
+        for key, pairs in paragraphs.items():
+            paragraphs[key] = _reassign_parallel(by_lang[key[0]], by_lang[key[1]], pairs, cfg)
+    matched: set[int] = set()
+    for key in sections:
+        pairs = sections[key] + paragraphs[key]
+        for pp in paragraphs[key]:
+            pairs += _align_sentences(pp.a, pp.b, cfg, parallel)
+        for p in pairs:
+            out.append(_row(concept, _unit_level(p.a), p.a, p.b, p.score, p.evidence))
+            matched.update((id(p.a), id(p.b)))
+    for art in articles:
+        for s in art.sections:
+            if id(s) not in matched:
+                out.append(_row(concept, "section", s, None, 0.0, {"reason": "no counterpart"}))
+            for p in s.children:
+                if id(p) not in matched:
+                    out.append(_row(concept, "paragraph", p, None, 0.0, {"reason": "no counterpart"}))
+                    continue
+                for t in p.children:
+                    if id(t) not in matched:
+                        out.append(_row(concept, "sentence", t, None, 0.0, {"reason": "no counterpart"}))
+    return out
+
+
+# --------------------------------------------------------------------------------------- whole versions
+
+
+def shard_of(concept: str, world_size: int) -> int:
+    """Which rank owns a concept: stable across runs and machines."""
+    return zlib.crc32(concept.encode()) % world_size
+
+
+def align_version(
+    wiki_ref, writer, rank: int = 0, world_size: int = 1, cfg: AlignConfig | None = None
+) -> dict:
+    """Align every concept of a wiki version that this rank owns; write alignments shard `rank`.
+
+    `wiki_ref` is a committed version holding `sections` (and `pages` for the langlinks); `writer` a
+    VersionWriter of the alignment dataset. A shard already written is skipped (resume). Returns a small
+    JSON-able report with the shard path.
+    """
+    import polars as pl
+
+    if not 0 <= rank < world_size:
+        raise WikimixError(f"rank {rank} out of range for world size {world_size}")
+    path = writer.shard_path("alignments", rank, world_size)
+    if writer.has_shard("alignments", rank, world_size):
+        return {"path": path, "skipped": True}
+    index = LinkIndex()
+    if "pages" in wiki_ref.tables():
+        pages = wiki_ref.scan("pages").select("lang", "title", "concept", "langlinks").collect()
+        index = LinkIndex.from_pages(pages.to_dicts())
+    sections = wiki_ref.scan("sections").filter(pl.col("concept").is_not_null())
+    concepts = sorted(sections.select("concept").unique().collect()["concept"].to_list())
+    mine = [c for c in concepts if shard_of(c, world_size) == rank]
+    frame = sections.filter(pl.col("concept").is_in(mine)).collect()
+    rows: list[dict] = []
+    report = Counter()
+    for _, group in frame.group_by(["concept"], maintain_order=True):
+        out = align_concept(group.to_dicts(), index, cfg)
+        rows += out
+        report["concepts"] += 1
+        for r in out:
+            report[f"{r['unit']}_{'aligned' if r['key_b'] else 'unaligned'}"] += 1
+    writer.write_shard("alignments", rank, world_size, rows)
+    return {"path": path, "skipped": False, **report}
+
+
+def dataset_name(source: str, kind: str) -> str:
+    """`N-wiki` -> `N-align` / `N-docs` (the naming convention); other names get the kind appended."""
+    base = source[: -len("-wiki")] if source.endswith("-wiki") else source
+    base = base[: -len("-align")] if base.endswith("-align") else base
+    return f"{base}-{kind}"
+
+
+def run_align(
+    wiki_ref, root=None, dataset: str | None = None, num_shards: int = 1, cfg: AlignConfig | None = None
+):
+    """Align a whole wiki version in `num_shards` shards (one after another) and commit. (ref, reports)."""
+    from storage.store import VersionWriter
+
+    cfg = cfg or AlignConfig()
+    writer = VersionWriter(
+        root if root is not None else wiki_ref.root,
+        dataset or dataset_name(wiki_ref.dataset, "align"),
+        params={"step": "align", "wiki": str(wiki_ref), "num_shards": num_shards, **cfg.__dict__},
+        parents=[wiki_ref],
+    )
+    reports = [align_version(wiki_ref, writer, rank, num_shards, cfg) for rank in range(num_shards)]
+    return writer.commit(), reports

@@ -1,0 +1,872 @@
+"""Fetch multilingual Wikipedia through interlanguage links: a batched, polite, resumable crawler.
+
+    from pipeline.fetch import crawl
+    ref, summary = crawl("https://en.wikipedia.org/w/api.php", titles=["Python (programming language)"],
+                         langs=["de", "ja"], root="data", name="demo")
+    ref, summary = crawl(family.api_urls(), concepts=read_concepts("concepts.tsv"), root="data")
+
+CLI: `wikimix fetch --api URL --titles T1,T2 --langs de,ja` or `wikimix fetch --concepts concepts.tsv`.
+
+How it works (mwclient does the HTTP; one retry layer, ours):
+1. Resolve: `action=query&prop=info|langlinks|pageprops` with up to 50 titles per request (`redirects`,
+   `lllimit=max`, `llprop=url`), following `continue`. Each requested title ends as one fetch_log record:
+   ok | redirect (followed) | missing | invalid | disambiguation | error. Langlinks of resolved pages add
+   the same concept's titles in the other requested languages (rounds until nothing new). A language's
+   wiki comes from the wiki's interwikimap or the langlink URLs, never from formatting a host name
+   (`gsw` lives at als.wikipedia.org, `nb` at no.wikipedia.org).
+2. Content: `prop=revisions&revids=...` (50 per request) for every revision not already stored: in the
+   previous committed version of the dataset (a re-run makes no content requests) or in the staging
+   files of an interrupted run (resume with `resume=True`). Each content batch is staged to disk as soon
+   as it arrives, so an interruption loses at most the batch in flight; assembly deduplicates by
+   (wiki, page_id, rev_id), so every page is stored exactly once.
+3. Store: a `<name>-wiki` version with pages and sections (one shard per wiki) and fetch_log.
+
+Polite by default: a descriptive User-Agent with contact (FetchConfig.user_agent), `maxlag=5` on every
+API call, requests serial, `Retry-After` honoured, bounded retries with exponential back-off, and a
+`rate_limit()` hook called before every request (the Prefect flow plugs its rate limit in there).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import mwclient
+import mwclient.errors
+import requests
+
+from pipeline.concepts import ConceptTable, normalize_title
+from pipeline.sections import sections_from_page
+from wikimix.errors import ConfigError, WikimixError
+
+DEFAULT_USER_AGENT = "wikimix/0.1 (https://github.com/wikimix/wikimix; wikimix-bot@users.noreply.github.com)"
+DISAMBIGUATION_TEMPLATES = {
+    "disambig", "disambiguation", "dab", "begriffsklärung", "desambiguación", "homonymie",
+    "неоднозначность", "многозначность", "неоднозначність", "曖昧さ回避", "aimai", "trang định hướng",
+    "định hướng", "երկիմաստություն", "निःसंदिग्धीकरण", "消歧义", "消歧義",
+}  # fmt: skip
+
+
+TEMPLATE_NAME = re.compile(r"\{\{\s*([^{}|\n]+?)\s*[|}]")
+
+
+class FetchError(WikimixError):
+    """A request that failed for good (dead host, non-JSON answer, API error, retries exhausted)."""
+
+
+@dataclass
+class FetchConfig:
+    """Politeness and batching. Defaults follow the Wikimedia API etiquette."""
+
+    user_agent: str = DEFAULT_USER_AGENT
+    maxlag: int = 5  # seconds of replication lag above which the wiki asks us to wait
+    batch_size: int = 50  # titles / revisions per request (the API's limit for anonymous clients)
+    max_retries: int = 4  # after the first attempt; the only retry layer (mwclient's is off)
+    backoff_s: float = 1.0  # first wait without a Retry-After; doubles per retry
+    max_wait_s: float = 120.0  # cap on any single wait, Retry-After included
+    timeout_s: float = 30.0  # per HTTP request
+    follow_langlinks: bool = True
+    max_rounds: int = 3  # resolve rounds: seeds, then titles found through langlinks
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_size <= 50:
+            raise ConfigError(f"batch_size must be in 1..50, got {self.batch_size}")
+        if self.max_retries < 0 or self.backoff_s < 0 or self.max_wait_s < 0 or self.timeout_s <= 0:
+            raise ConfigError("max_retries, backoff_s, max_wait_s must be >= 0 and timeout_s > 0")
+        if self.max_rounds < 1:
+            raise ConfigError(f"max_rounds must be >= 1, got {self.max_rounds}")
+        if "@" not in self.user_agent and "http" not in self.user_agent:
+            raise ConfigError("user_agent must name a contact (URL or e-mail), per Wikimedia's policy")
+
+
+@dataclass
+class Stats:
+    """Counters of one crawl (also the bench's numbers)."""
+
+    requests: int = 0  # HTTP requests sent, retries included
+    content_requests: int = 0  # requests that asked for wikitext
+    retries: int = 0
+    waits: list[float] = field(default_factory=list)  # seconds slept before retries
+    started: float = field(default_factory=time.monotonic)
+
+
+# --- one wiki -------------------------------------------------------------------------------------
+
+
+def _retry_after(resp: requests.Response) -> float | None:
+    value = resp.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+        except (TypeError, ValueError):
+            return None
+
+
+def check_api_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or not parts.path.endswith(".php"):
+        raise ConfigError(f"not an api.php URL: {url!r} (e.g. https://en.wikipedia.org/w/api.php)")
+    return url
+
+
+class WikiSite(mwclient.Site):
+    """An mwclient Site whose raw_call is the crawl's one retry layer.
+
+    mwclient adds maxlag only to index.php calls and retries 25 times with linear back-off; here every
+    api.php call carries maxlag, a lagged or overloaded answer is retried after its Retry-After (capped),
+    other failures after exponential back-off, at most `max_retries` times, then FetchError.
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        config: FetchConfig,
+        stats: Stats,
+        rate_limit: Callable[[], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        parts = urlsplit(check_api_url(api_url))
+        directory, script = parts.path.rsplit("/", 1)
+        self.api_url = api_url
+        self.config = config
+        self.stats = stats
+        self.rate_limit = rate_limit
+        self._sleep = sleep
+        self._script = script.rsplit(".", 1)[0]
+        super().__init__(
+            parts.netloc,
+            path=directory + "/",
+            scheme=parts.scheme,
+            max_retries=0,
+            clients_useragent=config.user_agent,
+            max_lag=config.maxlag,
+            do_init=False,
+            connection_options={"timeout": config.timeout_s},
+        )
+
+    def raw_call(self, script, data, files=None, retry_on_error=True, http_method="POST"):
+        url = f"{self.scheme}://{self.host}{self.path}{self._script if script == 'api' else script}{self.ext}"
+        data = dict(data)
+        if script == "api":
+            data["maxlag"] = str(self.config.maxlag)  # read per call: a config change applies at once
+        attempts = self.config.max_retries + 1 if retry_on_error else 1
+        for attempt in range(attempts):
+            if self.rate_limit is not None:
+                self.rate_limit()
+            self.stats.requests += 1
+            wait = self.config.backoff_s * 2**attempt
+            try:
+                resp = self.connection.request(
+                    http_method,
+                    url,
+                    params=data if http_method == "GET" else None,
+                    data=data if http_method != "GET" else None,
+                    files=files,
+                    headers={"Accept-Encoding": "gzip"},
+                    timeout=self.config.timeout_s,
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                reason = f"cannot reach {url} ({type(exc).__name__})"
+            else:
+                lagged = "X-Database-Lag" in resp.headers or (
+                    resp.status_code == 200
+                    and resp.text[:300].lstrip().startswith('{"error"')
+                    and '"maxlag"' in resp.text[:300]
+                )
+                if resp.status_code == 200 and not lagged:
+                    return resp.text
+                if lagged:
+                    reason = f"{self.host}: database lag over maxlag={self.config.maxlag}"
+                elif resp.status_code == 429 or 500 <= resp.status_code < 600:
+                    reason = f"HTTP {resp.status_code} from {url}"
+                else:
+                    raise FetchError(f"HTTP {resp.status_code} from {url}")
+                wait = _retry_after(resp) if _retry_after(resp) is not None else wait
+            if attempt + 1 == attempts:
+                raise FetchError(f"{reason}; gave up after {attempts} attempt(s)")
+            wait = min(wait, self.config.max_wait_s)
+            self.stats.retries += 1
+            self.stats.waits.append(wait)
+            self._sleep(wait)
+        raise AssertionError("unreachable")
+
+    def call(self, **params: Any) -> dict:
+        """One API call (JSON, formatversion 2); API errors and non-JSON answers become FetchError."""
+        params = {"formatversion": "2", **params}
+        method = "GET" if len(urlencode(params)) < 6000 else "POST"  # GET for reads unless too long
+        try:
+            result = self.raw_api(params.pop("action"), method, **params)
+        except mwclient.errors.InvalidResponse as exc:
+            head = " ".join(str(exc.response_text if hasattr(exc, "response_text") else exc)[:80].split())
+            raise FetchError(f"non-JSON answer from {self.api_url}: {head!r}") from None
+        except mwclient.errors.APIDisabledError:
+            raise FetchError(f"the API is disabled at {self.api_url}") from None
+        if "error" in result:
+            err = result["error"]
+            raise FetchError(f"API error from {self.host}: {err.get('code')}: {err.get('info', '')}")
+        return result
+
+    def query(self, content: bool = False, **params: Any) -> dict:
+        """action=query following `continue` to the end; pages merged by id (or title)."""
+        merged: dict[Any, dict] = {}
+        lists: dict[str, list] = {}
+        cont: dict[str, str] = {"continue": ""}
+        while True:
+            before = self.stats.requests
+            result = self.call(action="query", **params, **cont)
+            if content:
+                self.stats.content_requests += self.stats.requests - before
+            q = result.get("query", {})
+            for page in q.get("pages", []):
+                key = page.get("pageid") or ("title", page.get("title"))
+                if key not in merged:
+                    merged[key] = page
+                    continue
+                for name, value in page.items():
+                    if isinstance(value, list):
+                        merged[key].setdefault(name, []).extend(value)
+                    else:
+                        merged[key].setdefault(name, value)
+            for name, value in q.items():
+                if name == "pages":
+                    continue
+                if isinstance(value, list):  # normalized, redirects, interwikimap, categorymembers, ...
+                    lists.setdefault(name, []).extend(value)
+                else:
+                    lists[name] = value
+            if "continue" not in result:
+                break
+            cont = result["continue"]
+        return {"pages": list(merged.values()), **lists}
+
+
+def api_url_from_page_url(url: str) -> str | None:
+    """The api.php of the wiki a page URL (or URL template) belongs to.
+
+    .../index.php?title=X -> .../api.php; https://host/wiki/X -> https://host/w/api.php (the Wikimedia
+    layout, whose article path is /wiki/ and script path /w/). None when neither applies.
+    """
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return None
+    if parts.path.endswith("/index.php"):
+        return urlunsplit((parts.scheme, parts.netloc, parts.path[: -len("index.php")] + "api.php", "", ""))
+    if "/wiki/" in parts.path:
+        prefix = parts.path.split("/wiki/", 1)[0]
+        return urlunsplit((parts.scheme, parts.netloc, prefix + "/w/api.php", "", ""))
+    return None
+
+
+def langlink_wikis(langlinks: Iterable[dict]) -> dict[str, str]:
+    """{lang: api_url} from langlinks with URLs (llprop=url; formatversion 1 or 2)."""
+    found = {}
+    for ll in langlinks:
+        api = api_url_from_page_url(ll.get("url") or "")
+        if api:
+            found[ll["lang"]] = api
+    return found
+
+
+def category_titles(
+    api_url: str, category: str, config: FetchConfig | None = None, limit: int = 5000
+) -> list[str]:
+    """Titles of the articles (namespace 0) in a category of one wiki, following `continue`."""
+    config = config or FetchConfig()
+    site = WikiSite(api_url, config, Stats())
+    cmtitle = category if ":" in category else f"Category:{category}"
+    result = site.query(list="categorymembers", cmtitle=cmtitle, cmnamespace="0", cmlimit="max")
+    titles = [m["title"] for m in result.get("categorymembers", [])][:limit]
+    if not titles:
+        raise FetchError(f"category {cmtitle!r} has no articles on {api_url}")
+    return titles
+
+
+def is_disambiguation(wikitext: str) -> bool:
+    """A disambiguation page by its wikitext: the __DISAMBIG__ magic word or a known template."""
+    if "__DISAMBIG__" in wikitext:
+        return True
+    for match in TEMPLATE_NAME.finditer(wikitext[:20000] + wikitext[-5000:]):
+        if match.group(1).strip().replace("_", " ").lower() in DISAMBIGUATION_TEMPLATES:
+            return True
+    return False
+
+
+def _ts(value: str | None) -> datetime | None:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) if value else None
+
+
+# --- the crawl ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Wiki:
+    lang: str
+    api_url: str
+    site: WikiSite | None = None
+    wiki_id: str = ""
+    error: str | None = None
+
+
+@dataclass
+class Resolved:
+    """A page found in phase 1: what to fetch and what to record."""
+
+    wiki: str
+    lang: str
+    page_id: int
+    rev_id: int
+    title: str
+    concept: str | None
+    url: str | None
+    redirected_from: str | None
+    langlinks: list[dict]
+
+
+class Crawl:
+    """The state of one crawl; `crawl()` below is the function to call."""
+
+    def __init__(
+        self,
+        config: FetchConfig,
+        rate_limit: Callable[[], None] | None,
+        progress: Callable[[str, dict], None] | None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.config = config
+        self.rate_limit = rate_limit
+        self.progress = progress or (lambda event, info: None)
+        self.sleep = sleep
+        self.stats = Stats()
+        self.wikis: dict[str, Wiki] = {}
+        self.log: list[dict] = []
+        self.resolved: dict[tuple[str, int], Resolved] = {}
+
+    # wikis
+    def add_wiki(self, lang: str, api_url: str) -> None:
+        if lang not in self.wikis:
+            self.wikis[lang] = Wiki(lang, api_url)
+
+    def open_wiki(self, lang: str) -> Wiki:
+        """The wiki of a language, with its site info read once; `error` set when it cannot be used."""
+        wiki = self.wikis.get(lang)
+        if wiki is None:
+            wiki = self.wikis[lang] = Wiki(lang, "", error=f"no wiki known for language {lang!r}")
+        if wiki.site is None and wiki.error is None:
+            try:
+                self._connect(wiki)
+            except FetchError as exc:
+                wiki.error = str(exc)
+        return wiki
+
+    def _connect(self, wiki: Wiki) -> dict:
+        """Read the wiki's siteinfo (id, language) and learn its siblings from the interwikimap."""
+        site = WikiSite(wiki.api_url, self.config, self.stats, self.rate_limit, self.sleep)
+        info = site.query(meta="siteinfo", siprop="general|interwikimap")
+        general = info.get("general") or {}
+        wiki.site = site
+        wiki.wiki_id = general.get("wikiid") or f"{wiki.lang}wiki"
+        for entry in info.get("interwikimap") or []:
+            if "language" in entry:
+                api = entry.get("api") or api_url_from_page_url(entry.get("url", ""))
+                if api:
+                    self.add_wiki(entry["prefix"], api)
+        return general
+
+    def open_home(self, api_url: str) -> str:
+        """Connect to the home wiki; its language is the one its siteinfo names. Returns that language."""
+        wiki = Wiki("", api_url)
+        try:
+            general = self._connect(wiki)
+        except FetchError as exc:
+            raise FetchError(f"home wiki unusable: {exc}") from None
+        wiki.lang = general.get("lang") or "und"
+        self.wikis[wiki.lang] = wiki
+        return wiki.lang
+
+    def record(self, wiki: Wiki, title: str, concept: str | None, status: str, detail: str | None = None,
+               page_id: int | None = None, rev_id: int | None = None) -> None:  # fmt: skip
+        self.log.append(
+            {
+                "wiki": wiki.wiki_id or f"{wiki.lang}wiki",
+                "lang": wiki.lang,
+                "concept": concept,
+                "requested_title": title,
+                "status": status,
+                "detail": detail,
+                "page_id": page_id,
+                "rev_id": rev_id,
+                "logged_at": datetime.now(UTC),
+            }
+        )
+
+    # phase 1
+    def resolve(self, seeds: dict[str, dict[str, str | None]], langs: set[str] | None) -> None:
+        """Resolve {lang: {title: concept}} in rounds, adding titles found through langlinks."""
+        asked: set[tuple[str, str]] = set()
+        have_concept: set[tuple[str, str]] = set()  # (lang, concept) already resolved
+        pending = seeds
+        for _round in range(self.config.max_rounds):
+            if not pending:
+                break
+            found: dict[str, dict[str, str | None]] = {}
+            for lang, titles in sorted(pending.items()):
+                titles = {t: c for t, c in titles.items() if (lang, normalize_title(t)) not in asked}
+                asked.update((lang, normalize_title(t)) for t in titles)
+                if titles:
+                    self._resolve_wiki(lang, titles, langs, found, have_concept)
+            pending = {
+                lang: {t: c for t, c in titles.items() if (lang, c) not in have_concept}
+                for lang, titles in found.items()
+            }
+            pending = {lang: titles for lang, titles in pending.items() if titles}
+
+    def _resolve_wiki(self, lang, titles, langs, found, have_concept) -> None:
+        wiki = self.open_wiki(lang)
+        if wiki.error:
+            for title, concept in titles.items():
+                self.record(wiki, title, concept, "error", wiki.error)
+            return
+        items = sorted(titles.items())
+        for start in range(0, len(items), self.config.batch_size):
+            batch = items[start : start + self.config.batch_size]
+            try:
+                result = wiki.site.query(
+                    prop="info|langlinks|pageprops",
+                    inprop="url",
+                    ppprop="disambiguation",
+                    lllimit="max",
+                    llprop="url",
+                    redirects="1",
+                    titles="|".join(t for t, _ in batch),
+                )
+            except FetchError as exc:
+                for title, concept in batch:
+                    self.record(wiki, title, concept, "error", str(exc))
+                continue
+            normalized = {n["from"]: n["to"] for n in result.get("normalized", [])}
+            redirects = {r["from"]: r["to"] for r in result.get("redirects", [])}
+            by_title = {p["title"]: p for p in result["pages"]}
+            for title, concept in batch:
+                self._resolve_title(
+                    wiki, title, concept, normalized, redirects, by_title, langs, found, have_concept
+                )
+            self.progress("resolved", {"lang": lang, "titles": len(batch), "requests": self.stats.requests})
+
+    def _resolve_title(
+        self, wiki, title, concept, normalized, redirects, by_title, langs, found, have_concept
+    ):
+        name = normalized.get(title, title)
+        redirected_from = None
+        if name in redirects:
+            redirected_from, name = title, redirects[name]
+        page = by_title.get(name)
+        if page is None or page.get("missing"):
+            self.record(wiki, title, concept, "missing", f"no page {name!r} on {wiki.wiki_id}")
+            return
+        if page.get("invalid"):
+            self.record(wiki, title, concept, "invalid", page.get("invalidreason", "invalid title"))
+            return
+        if "disambiguation" in (page.get("pageprops") or {}):
+            self.record(wiki, title, concept, "disambiguation", f"{name!r} is a disambiguation page",
+                        page.get("pageid"), page.get("lastrevid"))  # fmt: skip
+            return
+        key = (wiki.wiki_id, int(page["pageid"]))
+        status, detail = ("redirect", f"-> {name}") if redirected_from else ("ok", None)
+        if key in self.resolved:
+            detail = f"same page as {self.resolved[key].title!r} (concept {self.resolved[key].concept!r})"
+        else:
+            langlinks = [
+                {"lang": ll["lang"], "title": ll.get("title", ll.get("*")), "url": ll.get("url")}
+                for ll in page.get("langlinks", [])
+            ]
+            self.resolved[key] = Resolved(
+                wiki=wiki.wiki_id,
+                lang=wiki.lang,
+                page_id=int(page["pageid"]),
+                rev_id=int(page["lastrevid"]),
+                title=page["title"],
+                concept=concept,
+                url=page.get("canonicalurl") or page.get("fullurl"),
+                redirected_from=redirected_from,
+                langlinks=langlinks,
+            )
+            have_concept.add((wiki.lang, concept))
+            for lang, api in langlink_wikis(langlinks).items():
+                self.add_wiki(lang, api)
+            if self.config.follow_langlinks:
+                for ll in langlinks:
+                    if (langs is None or ll["lang"] in langs) and (ll["lang"], concept) not in have_concept:
+                        found.setdefault(ll["lang"], {}).setdefault(ll["title"], concept)
+        self.record(wiki, title, concept, status, detail, int(page["pageid"]), int(page["lastrevid"]))
+
+    # phase 2
+    def fetch_content(self, lang: str, rev_ids: list[int], stage: Callable[[list[dict]], None]) -> None:
+        """Fetch the wikitext of revisions, batch by batch, staging each batch as it arrives."""
+        wiki = self.wikis[lang]
+        by_rev = {r.rev_id: r for r in self.resolved.values() if r.lang == lang}
+        for start in range(0, len(rev_ids), self.config.batch_size):
+            batch = rev_ids[start : start + self.config.batch_size]
+            try:
+                result = wiki.site.query(
+                    content=True,
+                    prop="revisions",
+                    rvprop="ids|timestamp|content",
+                    rvslots="main",
+                    revids="|".join(map(str, batch)),
+                )
+            except FetchError as exc:
+                for rev_id in batch:
+                    r = by_rev[rev_id]
+                    self.record(wiki, r.title, r.concept, "error", f"content: {exc}", r.page_id, rev_id)
+                continue
+            now = datetime.now(UTC)
+            rows = []
+            for page in result["pages"]:
+                for rev in page.get("revisions", []):
+                    if rev["revid"] not in by_rev:
+                        continue
+                    main = (rev.get("slots") or {}).get("main", {})
+                    rows.append(
+                        {
+                            "wiki": wiki.wiki_id,
+                            "lang": lang,
+                            "page_id": int(page["pageid"]),
+                            "rev_id": int(rev["revid"]),
+                            "title": page["title"],
+                            "timestamp": _ts(rev.get("timestamp")),
+                            "wikitext": main.get("content", rev.get("content", "")) or "",
+                            "fetched_at": now,
+                            "source": "api",
+                        }
+                    )
+            got = {row["rev_id"] for row in rows}
+            for rev_id in batch:
+                if rev_id not in got:
+                    r = by_rev[rev_id]
+                    self.record(
+                        wiki,
+                        r.title,
+                        r.concept,
+                        "error",
+                        "revision not returned (deleted?)",
+                        r.page_id,
+                        rev_id,
+                    )
+            stage(rows)
+            self.progress("fetched", {"lang": lang, "pages": len(rows), "requests": self.stats.requests})
+
+    def mark_disambiguation(self, r: Resolved) -> None:
+        for row in self.log:
+            if row["wiki"] == r.wiki and row["page_id"] == r.page_id and row["status"] in ("ok", "redirect"):
+                row["status"], row["detail"] = "disambiguation", f"{r.title!r} is a disambiguation page"
+
+    def page_row(self, r: Resolved, content: dict) -> dict:
+        return {
+            "wiki": r.wiki,
+            "lang": r.lang,
+            "page_id": r.page_id,
+            "rev_id": r.rev_id,
+            "title": r.title,
+            "concept": r.concept,
+            "url": r.url,
+            "timestamp": content["timestamp"],
+            "wikitext": content["wikitext"],
+            "fetched_at": content["fetched_at"],
+            "source": "api",
+            "redirected_from": r.redirected_from,
+            "langlinks": r.langlinks,
+        }
+
+
+def _seeds(
+    home_lang: str | None, titles: Iterable[str], concepts: ConceptTable | None, langs: set[str] | None
+) -> dict[str, dict[str, str | None]]:
+    seeds: dict[str, dict[str, str | None]] = {}
+    titles = [t for t in titles if t and t.strip()]
+    if titles:
+        if home_lang is None:
+            raise ConfigError("seed titles need one home wiki (give an API URL, not a map)")
+        for title in titles:
+            seeds.setdefault(home_lang, {})[title.strip()] = normalize_title(title)
+    if concepts is not None:
+        for row in concepts.rows:
+            if langs is None or row.lang in langs:
+                seeds.setdefault(row.lang, {}).setdefault(row.title, row.concept)
+    if not seeds:
+        raise ConfigError("nothing to fetch: give seed titles or a concept table (for the requested langs)")
+    return seeds
+
+
+def crawl(
+    wikis: str | Mapping[str, str],
+    *,
+    titles: Iterable[str] = (),
+    concepts: ConceptTable | None = None,
+    langs: Iterable[str] | None = None,
+    root: str | None = None,
+    name: str = "wiki",
+    version: str | None = None,
+    resume: bool = False,
+    previous: Any = "latest",
+    config: FetchConfig | None = None,
+    rate_limit: Callable[[], None] | None = None,
+    progress: Callable[[str, dict], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+):
+    """Crawl seed titles (on the home wiki) and/or a concept table across languages; store a version.
+
+    wikis: the home wiki's api.php URL (other wikis found through its interwikimap and langlinks), or
+    {lang: api_url}. langs: languages to store (None: every language reached). previous: a VersionRef
+    whose stored revisions are reused, "latest" (default) for the newest version of `<name>-wiki`, or None.
+    resume: continue the newest uncommitted version of the dataset (or `version`).
+    Returns (VersionRef, summary dict: requests, content_requests, pages, fetched, reused, errors, ...).
+    """
+    from storage.store import VersionWriter
+
+    config = config or FetchConfig()
+    langs_set = set(langs) if langs is not None else None
+    run = Crawl(config, rate_limit, progress, sleep)
+    home_lang = None
+    if isinstance(wikis, str):
+        check_api_url(wikis)
+        home_lang = run.open_home(wikis)
+    else:
+        if not wikis:
+            raise ConfigError("no wikis given")
+        for lang, url in wikis.items():
+            run.add_wiki(lang, check_api_url(url))
+    seeds = _seeds(home_lang, titles, concepts, langs_set)
+
+    dataset = f"{name}-wiki"
+    dataset_root = root
+    if resume and version is None:
+        version = _newest_uncommitted(dataset_root, dataset)
+    prev_ref = _previous(dataset_root, dataset, previous)
+    params = {
+        "source": "api",
+        "wikis": wikis if isinstance(wikis, str) else dict(wikis),
+        "langs": sorted(langs_set) if langs_set else None,
+        "titles": sorted(set(titles)) if titles else [],
+        "concepts": len(concepts.rows) if concepts is not None else 0,
+    }
+    writer = VersionWriter(
+        dataset_root, dataset, version, params=params, parents=[prev_ref] if prev_ref else []
+    )
+    staging = _Staging(writer)
+
+    run.resolve(seeds, langs_set)
+    wanted = {k: r for k, r in run.resolved.items() if langs_set is None or r.lang in langs_set}
+    have = staging.load({(r.wiki, r.rev_id) for r in wanted.values()})
+    reused_keys: set[tuple[str, int]] = set()
+    if prev_ref is not None:
+        missing = {(r.wiki, r.rev_id) for r in wanted.values()} - set(have)
+        from_prev = _rows_from(prev_ref, missing)
+        reused_keys = set(from_prev)
+        have.update(from_prev)
+    reused = len(reused_keys)
+    fetched_before = len(have) - reused
+    by_lang: dict[str, list[int]] = {}
+    for r in wanted.values():
+        if (r.wiki, r.rev_id) not in have:
+            by_lang.setdefault(r.lang, []).append(r.rev_id)
+    for lang, rev_ids in sorted(by_lang.items()):
+        run.fetch_content(lang, sorted(rev_ids), lambda rows: have.update(staging.write(rows)))
+
+    # assemble: one row per (wiki, page_id, rev_id), one shard per wiki
+    pages_by_wiki: dict[str, list[dict]] = {}
+    for r in sorted(wanted.values(), key=lambda r: (r.wiki, r.page_id)):
+        content = have.get((r.wiki, r.rev_id))
+        if content is None:
+            continue
+        if is_disambiguation(content["wikitext"]):  # wikis without the Disambiguator extension
+            run.mark_disambiguation(r)
+            continue
+        pages_by_wiki.setdefault(r.wiki, []).append(run.page_row(r, content))
+    fetch_s = time.monotonic() - run.stats.started
+    # sections of reused revisions are copied from the previous version (parsing is the slow part)
+    prev_sections = _sections_from(prev_ref, reused_keys) if prev_ref else {}
+    wiki_ids = sorted(pages_by_wiki) or ["none"]
+    for i, wiki_id in enumerate(wiki_ids):
+        pages = pages_by_wiki.get(wiki_id, [])
+        sections = []
+        for page in pages:
+            old = prev_sections.get((page["wiki"], page["rev_id"]))
+            if old is None:
+                sections.extend(sections_from_page(page))
+            else:
+                sections.extend({**row, "concept": page["concept"], "title": page["title"]} for row in old)
+        writer.write_shard("sections", i, len(wiki_ids), sections)
+        writer.write_shard("pages", i, len(wiki_ids), pages)
+    writer.write_table("fetch_log", run.log)
+    staging.clear()
+    ref = writer.commit()
+
+    stored = sum(len(p) for p in pages_by_wiki.values())
+    statuses = Counter(row["status"] for row in run.log)
+    elapsed = time.monotonic() - run.stats.started
+    summary = {
+        "version": str(ref),
+        "requests": run.stats.requests,
+        "content_requests": run.stats.content_requests,
+        "retries": run.stats.retries,
+        "waits_s": list(run.stats.waits),
+        "pages": stored,
+        "fetched": stored - reused - fetched_before,
+        "resumed": fetched_before,
+        "reused": reused,
+        "errors": statuses.get("error", 0),
+        "statuses": dict(statuses),
+        "wikis": {lang: w.api_url for lang, w in run.wikis.items() if w.site is not None},
+        "requests_per_page": run.stats.requests / stored if stored else float("nan"),
+        "fetch_s": fetch_s,
+        "elapsed_s": elapsed,
+        "pages_per_s": stored / fetch_s if fetch_s > 0 else 0.0,
+    }
+    run.progress("done", summary)
+    return ref, summary
+
+
+# --- resume and reuse -----------------------------------------------------------------------------
+
+
+class _Staging:
+    """Content batches of an uncommitted version, one Parquet file each, under <version>/.staging/."""
+
+    def __init__(self, writer):
+        self.fs = writer.fs
+        self.dir = writer.ref.path + "/.staging"
+
+    def write(self, rows: list[dict]) -> dict[tuple[str, int], dict]:
+        import pyarrow.parquet as pq
+
+        from storage.schemas import to_arrow
+
+        if not rows:
+            return {}
+        key = hashlib.sha256(",".join(f"{r['wiki']}:{r['rev_id']}" for r in rows).encode()).hexdigest()[:16]
+        self.fs.makedirs(self.dir, exist_ok=True)
+        final = f"{self.dir}/{rows[0]['wiki']}-{key}.parquet"
+        tmp = f"{self.dir}/.tmp-{uuid.uuid4().hex}"
+        with self.fs.open(tmp, "wb") as fh:
+            pq.write_table(to_arrow("pages", rows), fh)
+        self.fs.mv(tmp, final)
+        return {(r["wiki"], r["rev_id"]): r for r in rows}
+
+    def load(self, wanted: set[tuple[str, int]]) -> dict[tuple[str, int], dict]:
+        import pyarrow.parquet as pq
+
+        have: dict[tuple[str, int], dict] = {}
+        if not self.fs.exists(self.dir):
+            return have
+        for path in sorted(self.fs.ls(self.dir, detail=False)):
+            if not path.endswith(".parquet") or path.rsplit("/", 1)[-1].startswith("."):
+                continue
+            with self.fs.open(path, "rb") as fh:
+                for row in pq.read_table(fh).to_pylist():
+                    if (row["wiki"], row["rev_id"]) in wanted:
+                        have[(row["wiki"], row["rev_id"])] = row
+        return have
+
+    def clear(self) -> None:
+        if self.fs.exists(self.dir):
+            self.fs.rm(self.dir, recursive=True)
+
+
+def _newest_uncommitted(root: str | None, dataset: str) -> str | None:
+    import fsspec
+
+    from storage.store import MANIFEST, data_root
+
+    fs, base = fsspec.core.url_to_fs(data_root(root))
+    ddir = f"{base.rstrip('/')}/{dataset}"
+    if not fs.exists(ddir):
+        return None
+    open_versions = [
+        p.rstrip("/").rsplit("/", 1)[-1]
+        for p in fs.ls(ddir, detail=False)
+        if fs.isdir(p) and not fs.exists(f"{p}/{MANIFEST}") and fs.exists(f"{p}/.staging")
+    ]
+    return max(open_versions) if open_versions else None
+
+
+def _previous(root: str | None, dataset: str, previous: Any):
+    from storage.store import StorageError, VersionRef, open_version
+
+    if previous is None or isinstance(previous, VersionRef):
+        return previous
+    try:
+        return open_version(root, dataset, previous)
+    except StorageError:
+        if previous == "latest":
+            return None
+        raise
+
+
+def _rows_from(ref, keys: set[tuple[str, int]]) -> dict[tuple[str, int], dict]:
+    """Stored page contents of a previous version for the given (wiki, rev_id) keys."""
+    import polars as pl
+
+    if not keys:
+        return {}
+    rev_ids = sorted({rev for _, rev in keys})
+    cols = ["wiki", "rev_id", "timestamp", "wikitext", "fetched_at"]
+    frame = ref.scan("pages").select(cols).filter(pl.col("rev_id").is_in(rev_ids)).collect()
+    return {(r["wiki"], r["rev_id"]): r for r in frame.to_dicts() if (r["wiki"], r["rev_id"]) in keys}
+
+
+def _sections_from(ref, keys: set[tuple[str, int]]) -> dict[tuple[str, int], list[dict]]:
+    """Stored sections rows of a previous version, grouped by (wiki, rev_id)."""
+    import polars as pl
+
+    if not keys:
+        return {}
+    frame = ref.scan("sections").filter(pl.col("rev_id").is_in(sorted({rev for _, rev in keys}))).collect()
+    grouped: dict[tuple[str, int], list[dict]] = {}
+    for row in frame.to_dicts():
+        key = (row["wiki"], row["rev_id"])
+        if key in keys:
+            grouped.setdefault(key, []).append(row)
+    return grouped
+
+
+def fetch_concepts(
+    wikis: str | Mapping[str, str],
+    concepts: str | ConceptTable,
+    *,
+    root: str | None = None,
+    name: str = "wiki",
+    langs: Iterable[str] | None = None,
+    rate_limit: Callable[[], None] | None = None,
+    before_request: Callable[[], None] | None = None,
+    **kwargs: Any,
+):
+    """Crawl every (concept, language) row of a concept table (a path or a table); returns the VersionRef.
+
+    `before_request` is another name for `rate_limit` (flows/corpus.py uses it).
+    """
+    from pipeline.concepts import read_concepts
+
+    table = concepts if isinstance(concepts, ConceptTable) else read_concepts(concepts)
+    ref, _summary = crawl(
+        wikis,
+        concepts=table,
+        root=root,
+        name=name,
+        langs=langs,
+        rate_limit=rate_limit or before_request,
+        **kwargs,
+    )
+    return ref

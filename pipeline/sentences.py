@@ -1,0 +1,156 @@
+"""Script-aware sentence and clause splitting, returning character spans so every piece stays traceable.
+
+    from pipeline.sentences import split_sentences, split_clauses, sentences
+    split_sentences("Հայաստանը երկիր է։ Այն ...", "hy")   # -> [(0, 18), (19, ...)]
+
+Rules, per script:
+- Latin, Cyrillic, Greek, Armenian, Georgian ...: `. ! ? …` end a sentence only when whitespace and a
+  non-lowercase letter follow, and the word before the full stop is not a known abbreviation, a single
+  letter (an initial) or an ordinal number before a lowercase word.
+- Armenian `։` (and `:` used in its place), Devanagari `।` `॥`, Ethiopic `።`, Myanmar `။`, Tibetan `།`,
+  Khmer `។`, Arabic `؟` `۔`: always end a sentence.
+- CJK `。！？` end a sentence without any following space.
+Closing quotes and brackets after a terminator stay with the sentence. A line break (one list item per
+line) always ends a sentence.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Terminators that end a sentence whatever follows.
+HARD_STOPS = "。！？｡։।॥።။།។؟۔"
+# Terminators that end a sentence only before whitespace + a non-lowercase start.
+SOFT_STOPS = ".!?…"
+CLOSERS = "\"'”’»)]}》」』）"
+# Clause boundaries: comma-like and semicolon-like marks (CJK ones need no space after them).
+CLAUSE_MARKS_SPACED = ",;:،؛՝"
+CLAUSE_MARKS_CJK = "、，；："
+
+# Abbreviations that end in a full stop and are followed by more of the same sentence (lowercased, no dot).
+_ABBREVIATIONS_TEXT = """
+    e.g i.e vs mr mrs ms dr prof st jr sr no nos vol fig approx ca cf al inc ltd co corp jan feb
+    mar apr jun jul aug sep sept oct nov dec gen col lt sgt gov rev mt ft u.s u.k a.m p.m ph.d b.c
+    a.d z.b bzw usw ggf vgl nr chr geb gest sra srta dra ud uds pág núm av mme mlle env cie sig dott
+    ecc т.е т.д т.п т.к т д п г гг им ул см ст стр тыс млн млрд р рр тис див напр проф акад н.э н.е
+    пр вул обл р-н с е ін др пос ок прибл
+"""
+ABBREVIATIONS = set(_ABBREVIATIONS_TEXT.split())
+_WORD_BEFORE = re.compile(r"([\w.\-]+)$")
+_SPACE_AFTER = re.compile(r"\s+")
+
+
+def _is_lower(ch: str) -> bool:
+    return unicodedata.category(ch) == "Ll"
+
+
+def _abbreviation_before(text: str, dot: int) -> bool:
+    """True when the full stop at `dot` closes an abbreviation or an initial, not a sentence."""
+    m = _WORD_BEFORE.search(text, max(0, dot - 40), dot)
+    if not m:
+        return False
+    word = m.group(1).lower().strip(".")
+    if not word:
+        return False
+    if word in ABBREVIATIONS:
+        return True
+    # A single letter is an initial ("J. R. R. Tolkien", "О. Пушкін").
+    return len(word) == 1 and word.isalpha()
+
+
+def split_sentences(text: str, lang: str = "") -> list[tuple[int, int]]:
+    """Character spans (start, end) of the sentences of `text`, whitespace trimmed, in order.
+
+    The rules are chosen by the characters themselves, so mixed-script text (a Latin name inside Japanese)
+    splits right too; `lang` only adds Armenian's ASCII `:` used as a full stop.
+    """
+    spans: list[tuple[int, int]] = []
+    n = len(text)
+    armenian = lang in ("hy", "hye", "hye_Armn")  # Armenian text often types `:` for `։`
+    start = 0
+    i = 0
+    while i < n:
+        ch = text[i]
+        end = None
+        if ch == "\n":  # a line break ends a sentence: list items, one per line
+            end = i
+            i += 1
+        elif ch in HARD_STOPS or ch in "!?":
+            # `!`/`?` before whitespace act like soft stops below; in CJK text a bare `！？` is hard.
+            j = i + 1
+            while j < n and (text[j] in HARD_STOPS or text[j] in "!?" or text[j] in CLOSERS):
+                j += 1
+            if ch in HARD_STOPS or j >= n or text[j].isspace():
+                end = j
+            i = j
+        elif ch in SOFT_STOPS or (ch == ":" and armenian):
+            j = i + 1
+            while j < n and (text[j] in SOFT_STOPS or text[j] in CLOSERS):
+                j += 1
+            m = _SPACE_AFTER.match(text, j)
+            if j >= n:
+                end = j
+            elif m:
+                nxt = text[m.end()] if m.end() < n else ""
+                boundary = nxt == "" or not _is_lower(nxt)
+                if ch == "." and boundary and _abbreviation_before(text, i):
+                    boundary = False
+                # "am 1. Januar": a one- or two-digit ordinal inside a sentence is not an end.
+                if ch == "." and boundary and re.search(r"\S\s+\d{1,2}$", text[max(start, i - 20) : i]):
+                    boundary = False
+                if boundary:
+                    end = j
+            i = j
+        else:
+            i += 1
+        if end is not None:
+            _append_trimmed(text, start, end, spans)
+            start = end
+    _append_trimmed(text, start, n, spans)
+    return spans
+
+
+def _append_trimmed(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if end > start:
+        spans.append((start, end))
+
+
+def sentences(text: str, lang: str = "") -> list[str]:
+    """The sentence strings of `text`."""
+    return [text[a:b] for a, b in split_sentences(text, lang)]
+
+
+def split_clauses(sentence: str, lang: str = "", min_chars: int = 12) -> list[tuple[int, int]]:
+    """Character spans of the clauses of one sentence, split after comma- and semicolon-like marks.
+
+    A mark splits only when whitespace follows (CJK marks need none) and not between digits (1,000).
+    Pieces shorter than `min_chars` join their neighbour, so a clause is never a lone word or list item.
+    """
+    cuts = [0]
+    n = len(sentence)
+    for i, ch in enumerate(sentence):
+        if ch in CLAUSE_MARKS_CJK or (ch in CLAUSE_MARKS_SPACED and i + 1 < n and sentence[i + 1].isspace()):
+            cuts.append(i + 1)
+    cuts.append(n)
+    pieces: list[tuple[int, int]] = []
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        if b > a:
+            pieces.append((a, b))
+    merged: list[tuple[int, int]] = []
+    for a, b in pieces:
+        if merged and (len(sentence[merged[-1][0] : merged[-1][1]].strip()) < min_chars):
+            merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    if len(merged) > 1 and len(sentence[merged[-1][0] : merged[-1][1]].strip()) < min_chars:
+        last = merged.pop()
+        merged[-1] = (merged[-1][0], last[1])
+    out: list[tuple[int, int]] = []
+    for a, b in merged:
+        _append_trimmed(sentence, a, b, out)
+    return out

@@ -1,0 +1,258 @@
+"""SDD: the noise process, the probability-biased L*k attention, training, and the two samplers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from training.models import load_variant, make_config
+from training.models.sdd import (
+    SDD,
+    CandidateAttention,
+    Config,
+    build,
+    clean_logits,
+    flatten,
+    one_hot_state,
+    prediction_state,
+)
+from training.sdd_diagnostics import (
+    SamplerTrace,
+    cross_position_overlap,
+    duplicate_rate,
+    neighbour_top1_agreement,
+    repetition_stats,
+)
+from training.variant import Batch
+from wikimix.errors import ConfigError
+
+torch.set_num_threads(2)
+
+
+def tiny(**over) -> Config:
+    base = dict(d_model=32, n_layers=1, n_heads=2, k=4, max_len=64)
+    return Config(**{**base, **over})
+
+
+# ---- noise process ---------------------------------------------------------------------------------------
+
+
+def test_noise_invariants_indices_kept_mass_below_one_and_flat_at_t1():
+    torch.manual_seed(0)
+    V, k = 50, 8
+    tokens = torch.randint(0, V, (4, 16))
+    cand, logit0 = clean_logits(tokens, k, V, Config(k=k))
+    # the true token is a candidate, and the k candidates of a position are distinct
+    assert (cand == tokens[..., None]).sum(-1).eq(1).all()
+    assert duplicate_rate(cand) == 0.0
+    is_true = cand == tokens[..., None]
+    previous_true_p = torch.ones(4, 16)
+    for level in torch.linspace(0, 0.9, 10):
+        logp = flatten(logit0, torch.full((4,), float(level)), V)
+        mass = logp.exp().sum(-1)
+        assert (mass < 1).all() and (mass > 0).all()  # true softmax values, never renormalised over k
+        true_p = logp.exp()[is_true].view(4, 16)
+        assert (true_p < previous_true_p).all() and (true_p > 1 / V).all()  # flattening toward 1/V
+        previous_true_p = true_p
+        # below t = 1 flattening keeps the candidates' order: the truth stays the most probable one
+        assert torch.equal(logp.argsort(-1), logit0.argsort(-1))
+    at_one = flatten(logit0, torch.ones(4), V).exp()
+    torch.testing.assert_close(at_one, torch.full_like(at_one, 1 / V))
+    at_zero = flatten(logit0, torch.zeros(4), V).exp()
+    true_p = at_zero.gather(-1, (cand == tokens[..., None]).float().argmax(-1, keepdim=True))
+    assert (true_p > 0.9).all() and (true_p == at_zero.amax(-1, keepdim=True)).all()
+
+
+def test_noised_state_never_swaps_indices_and_keeps_clean_positions_one_hot():
+    V, k = 40, 4
+    model = build(tiny(k=k), V, None)
+    tokens = torch.randint(0, V, (3, 10))
+    noised = torch.zeros(3, 10, dtype=torch.bool)
+    noised[:, 4:] = True
+    for level in (0.0, 0.5, 1.0):
+        g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+        cand, logp = model.noised_state(tokens, noised, torch.full((3,), level), k, g1)
+        ref_cand, _ = clean_logits(tokens, k, V, model.cfg, g2)
+        assert torch.equal(cand[:, 4:], ref_cand[:, 4:])  # the level changes probabilities only
+        assert torch.equal(cand[:, :4, 0], tokens[:, :4]) and (logp[:, :4, 0] == 0).all()
+        assert torch.isinf(logp[:, :4, 1:]).all()
+
+
+def test_prediction_state_is_top_k_with_flattened_true_softmax_values():
+    logp_full = torch.randn(2, 3, 30).log_softmax(-1)
+    cand, logp = prediction_state(logp_full, torch.zeros(2), 5)
+    assert torch.equal(cand, logp_full.topk(5, -1).indices)
+    torch.testing.assert_close(logp, logp_full.topk(5, -1).values)
+    _, flat = prediction_state(logp_full, torch.ones(2), 5)
+    torch.testing.assert_close(flat.exp(), torch.full_like(flat, 1 / 30))
+
+
+# ---- attention -------------------------------------------------------------------------------------------
+
+
+def test_attention_bias_shifts_attention_toward_probable_candidates_and_ignores_absent_ones():
+    torch.manual_seed(0)
+    cfg = tiny(n_heads=2)
+    attn = CandidateAttention(cfg)
+    B, L, k = 1, 3, 4
+    x = torch.randn(B, L * k, cfg.d_model)
+    positions = torch.arange(L).repeat_interleave(k)
+    flat = torch.full((B, L * k), -math.log(50.0))
+    favoured = flat.clone()
+    favoured[0, 5] = math.log(0.9)  # one candidate becomes probable
+    w_flat = attn(x, positions, flat, return_weights=True)
+    w_fav = attn(x, positions, favoured, return_weights=True)
+    assert (w_fav[..., 5] > w_flat[..., 5]).all()  # every head, every query attends more to it
+    absent = flat.clone()
+    absent[0, 7] = float("-inf")
+    assert (attn(x, positions, absent, return_weights=True)[..., 7] == 0).all()
+    # the fused SDPA path computes the same attention as the explicit one
+    v = attn.qkv(x).view(B, L * k, 3, cfg.n_heads, -1).permute(2, 0, 3, 1, 4)[2]
+    explicit = attn.out((w_fav @ v).transpose(1, 2).reshape(B, L * k, -1))
+    torch.testing.assert_close(attn(x, positions, favoured), explicit, atol=1e-5, rtol=1e-4)
+
+
+def test_candidate_order_does_not_matter():
+    torch.manual_seed(0)
+    model = build(tiny(), 30, None).eval()
+    cand = torch.randint(0, 30, (2, 6, 4))
+    logp = torch.randn(2, 6, 4).log_softmax(-1) - 1.0
+    perm = torch.tensor([2, 0, 3, 1])
+    torch.testing.assert_close(
+        model(cand, logp), model(cand[..., perm], logp[..., perm]), atol=1e-4, rtol=1e-4
+    )
+
+
+# ---- training --------------------------------------------------------------------------------------------
+
+
+def test_overfits_a_tiny_batch_and_nll_is_a_stated_proxy():
+    torch.manual_seed(0)
+    V = 40
+    model = build(tiny(d_model=48, n_layers=2, self_cond_prob=0.5), V, None)
+    batch = Batch.from_tokens(torch.randint(0, V, (4, 16)), prompt_len=4)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    first = None
+    for _ in range(120):
+        loss, metrics = model.loss(batch)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    final, _ = model.loss(batch)  # eval mode: author's state, no self-conditioning, no clean context
+    assert first > math.log(V) - 1.0 and final.item() < 0.3
+    assert int(model.train_steps) == 120
+    nll, count = model.nll(batch)
+    assert int(count) == 4 * 12 and torch.isfinite(nll) and not model.nll_is_bound
+
+
+def test_k_curriculum_raises_k_in_equal_stages():
+    model = build(tiny(k=8, k_curriculum=(1, 2, 4, 8), curriculum_steps=8), 30, None)
+    batch = Batch.from_tokens(torch.randint(0, 30, (2, 8)))
+    seen = []
+    for _ in range(10):
+        _, metrics = model.loss(batch)
+        seen.append(int(metrics["k"]))
+    assert seen == [1, 1, 2, 2, 4, 4, 8, 8, 8, 8]
+
+
+def test_registry_builds_sdd_and_bad_config_is_one_line_error():
+    module = load_variant("sdd")
+    model = module.build(make_config("sdd", {"d_model": 32, "n_layers": 1, "n_heads": 2, "k": 2}), 20, None)
+    assert isinstance(model, SDD) and model.name == "sdd"
+    for bad in ({"k": 0}, {"self_cond_prob": 1.5}, {"k_curriculum": (1, 16)}, {"d_model": 30}):
+        with pytest.raises(ConfigError):
+            Config(**bad)
+    with pytest.raises(ConfigError):
+        model.generate(torch.zeros(1, 3, dtype=torch.long), 4, sampler="nope")
+    with pytest.raises(ConfigError):
+        clean_logits(torch.zeros(1, 2, dtype=torch.long), 8, 4, Config())
+
+
+# ---- samplers and diagnostics ----------------------------------------------------------------------------
+
+
+def test_diagnostics_on_hand_made_cases():
+    cand = torch.tensor([[[1, 2, 1], [1, 5, 6], [1, 2, 3]]])
+    logp = torch.tensor([[[0.0, -1.0, -2.0], [-0.1, -3.0, -4.0], [-0.2, -1.0, float("-inf")]]])
+    assert duplicate_rate(cand, logp) == pytest.approx(1 / 8)  # slot 3 of position 0 repeats slot 1
+    assert neighbour_top1_agreement(cand, logp) == 1.0  # token 1 is every position's top candidate
+    assert cross_position_overlap(cand) == pytest.approx((2 / 3 + 1 / 3) / 2)  # slots of i found at i + 1
+    stats = repetition_stats(torch.tensor([[7, 7, 7, 8], [1, 2, 3, 4]]))
+    assert stats["repeat_rate"] == pytest.approx(2 / 6)
+    assert stats["repeated_2gram_rate"] == pytest.approx((1 / 3 + 0) / 2)
+
+
+def markov_chain(V: int, seed: int = 0) -> torch.Tensor:
+    """A sparse transition matrix: 3 successors per state, never the state itself."""
+    g = torch.Generator().manual_seed(seed)
+    T = torch.zeros(V, V)
+    for s in range(V):
+        nxt = (s + 1 + torch.randperm(V - 1, generator=g)[:3]) % V
+        T[s, nxt] = torch.tensor([0.5, 0.3, 0.2])
+    return T
+
+
+def chain_samples(T: torch.Tensor, B: int, L: int, g: torch.Generator) -> torch.Tensor:
+    x = torch.randint(0, T.shape[0], (B,), generator=g)
+    out = [x]
+    for _ in range(L - 1):
+        x = torch.multinomial(T[x], 1, generator=g).squeeze(1)
+        out.append(x)
+    return torch.stack(out, 1)
+
+
+@pytest.fixture(scope="module")
+def chain_model():
+    """A tiny SDD trained briefly on a Markov chain with no self-transitions (any repeat is an error)."""
+    torch.manual_seed(0)
+    V, L = 24, 20
+    T = markov_chain(V)
+    model = build(tiny(d_model=48, n_layers=2, k=4), V, None)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(150):
+        loss, _ = model.loss(Batch.from_tokens(chain_samples(T, 16, L, g)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval(), T, chain_samples(T, 32, L, g)
+
+
+def test_generate_keeps_the_prompt_and_traces_every_step(chain_model):
+    model, _, data = chain_model
+    prompt = data[:4, :6]
+    for sampler in ("original", "fixed"):
+        trace = SamplerTrace()
+        out = model.generate(prompt, 8, sampler=sampler, steps=5, on_step=trace)
+        assert out.shape == (4, 14) and torch.equal(out[:, :6], prompt)
+        assert [r["step"] for r in trace.rows] == list(range(5))
+        assert trace.rows[0]["t"] == 1.0 and trace.rows[0]["cand_mass"] == pytest.approx(4 / 24)
+    assert trace.rows[-1]["committed"] > trace.rows[0]["committed"] == 0.0
+
+
+def test_fixed_sampler_repeats_less_than_the_original(chain_model):
+    model, T, data = chain_model
+    prompt = data[:, :6]
+    results = {}
+    for sampler in ("original", "fixed"):
+        trace = SamplerTrace()
+        out = model.generate(prompt, 14, sampler=sampler, steps=14, on_step=trace)
+        new = out[:, 5:]
+        valid = float((T[new[:, :-1], new[:, 1:]] > 0).float().mean())
+        results[sampler] = (repetition_stats(out[:, 6:]), valid, trace.rows)
+    original, fixed = results["original"], results["fixed"]
+    # the original collapses onto a few tokens repeated across positions; the chain never repeats a token
+    assert original[0]["repeat_rate"] > 0.3
+    assert fixed[0]["repeat_rate"] < 0.5 * original[0]["repeat_rate"]
+    assert fixed[1] > original[1]  # and more of its transitions exist in the chain
+    assert original[2][-1]["neighbour_top1_agreement"] > fixed[2][-1]["neighbour_top1_agreement"]
+
+
+def test_one_hot_state_shapes():
+    cand, logp = one_hot_state(torch.tensor([[3, 4]]), 3)
+    assert cand.tolist() == [[[3, 3, 3], [4, 4, 4]]]
+    assert logp[0, :, 0].tolist() == [0.0, 0.0] and torch.isinf(logp[0, :, 1:]).all()

@@ -1,0 +1,100 @@
+"""Sentence and clause splitting per script: spans are exact and every rule's boundary case holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.sentences import sentences, split_clauses, split_sentences
+
+
+def _check_spans(text: str, spans: list[tuple[int, int]]) -> None:
+    """Spans are in order, do not overlap, are trimmed, and together cover every non-space character."""
+    last = 0
+    covered = set()
+    for a, b in spans:
+        assert last <= a < b <= len(text)
+        assert text[a:b] == text[a:b].strip()
+        covered.update(range(a, b))
+        last = b
+    assert {i for i, ch in enumerate(text) if not ch.isspace()} <= covered
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "expected"),
+    [
+        (
+            "en",
+            "Dr. Smith met J. R. R. Tolkien in 1919. He left! Did he? Yes, e.g. in the U.S. army.",
+            ["Dr. Smith met J. R. R. Tolkien in 1919.", "He left!", "Did he?", "Yes, e.g. in the U.S. army."],
+        ),
+        (
+            "de",
+            "Am 1. Januar 1919 kam er an. Danach z. B. nicht mehr.",
+            ["Am 1. Januar 1919 kam er an.", "Danach z. B. nicht mehr."],
+        ),
+        (
+            "ru",
+            "В 1919 г. он переехал в Киев. Там он жил, т. е. работал. Потом — нет.",
+            ["В 1919 г. он переехал в Киев.", "Там он жил, т. е. работал.", "Потом — нет."],
+        ),
+        (
+            "uk",
+            "Тарас Г. Шевченко народився 1814 р. в Моринцях. Помер у Петербурзі.",
+            ["Тарас Г. Шевченко народився 1814 р. в Моринцях.", "Помер у Петербурзі."],
+        ),
+        (
+            "ja",
+            "東京は日本の首都である。人口は約1400万人！本当？はい",
+            ["東京は日本の首都である。", "人口は約1400万人！", "本当？", "はい"],
+        ),
+        ("zh", "北京是中国的首都。它有三千年历史。", ["北京是中国的首都。", "它有三千年历史。"]),
+        ("mr", "भारत एक देश आहे। तो मोठा आहे॥ पुढे", ["भारत एक देश आहे।", "तो मोठा आहे॥", "पुढे"]),
+        ("hi", "१९१९ में युद्ध समाप्त हुआ। फिर शांति आई।", ["१९१९ में युद्ध समाप्त हुआ।", "फिर शांति आई।"]),
+        ("hy", "Հայաստանը երկիր է։ Այն փոքր է։", ["Հայաստանը երկիր է։", "Այն փոքր է։"]),
+        ("hy", "Երևանը մայրաքաղաքն է: Այն հին է:", ["Երևանը մայրաքաղաքն է:", "Այն հին է:"]),
+        ("ar", "هل هذا صحيح؟ نعم هو صحيح.", ["هل هذا صحيح؟", "نعم هو صحيح."]),
+        (
+            "en",
+            'He said "Stop." Then he left... and came back. (So it goes.) End',
+            ['He said "Stop."', "Then he left... and came back.", "(So it goes.)", "End"],
+        ),
+        ("uk", "1 січня — подія\n5 лютого — інша подія", ["1 січня — подія", "5 лютого — інша подія"]),
+    ],
+)
+def test_sentences_per_script(lang: str, text: str, expected: list[str]) -> None:
+    spans = split_sentences(text, lang)
+    assert [text[a:b] for a, b in spans] == expected
+    _check_spans(text, spans)
+
+
+def test_colon_ends_a_sentence_only_in_armenian() -> None:
+    assert sentences("Note: This is it.", "en") == ["Note: This is it."]
+    assert len(sentences("Նա եկավ: Մենք գնացինք:", "hy")) == 2
+
+
+def test_empty_and_whitespace_give_no_sentences() -> None:
+    assert split_sentences("", "en") == []
+    assert split_sentences("  \n\t ", "en") == []
+
+
+def test_clauses_split_after_commas_but_not_inside_numbers() -> None:
+    s = "The Panthers defense gave up just 308 points, ranking sixth in the league, while leading with 1,000 yards."
+    clauses = [s[a:b] for a, b in split_clauses(s, "en")]
+    assert clauses == [
+        "The Panthers defense gave up just 308 points,",
+        "ranking sixth in the league,",
+        "while leading with 1,000 yards.",
+    ]
+
+
+def test_cjk_clauses_need_no_space_and_short_pieces_merge() -> None:
+    s = "東京は日本の首都であり、人口は約1400万人で、世界最大の都市圏である。"
+    assert [s[a:b] for a, b in split_clauses(s, "ja")] == [
+        "東京は日本の首都であり、",
+        "人口は約1400万人で、",
+        "世界最大の都市圏である。",
+    ]
+    short = "Yes, he said, it was over."
+    # "Yes," is under the minimum length (12 characters): it joins the clause after it.
+    assert [short[a:b] for a, b in split_clauses(short, "en")] == ["Yes, he said,", "it was over."]
+    assert [short[a:b] for a, b in split_clauses(short, "en", min_chars=20)] == ["Yes, he said, it was over."]

@@ -1,0 +1,454 @@
+"""Sparse Distribution Diffusion (SDD): every position holds k weighted candidates instead of one token.
+
+A position is a sparse distribution `[(p_1, c_1), ..., (p_k, c_k)]`; its input embedding is
+`sum_j p_j * E[c_j]` with the true softmax values (they sum to < 1: the rest of the mass sits on the
+V - k tokens that are not candidates, so nothing is renormalised over k). Noise flattens the
+distribution toward 1/V (temperature annealing of the clean logits: p_t ∝ q_0^(1-t)) and adds Gaussian
+noise to the candidate embeddings; candidate indices are never swapped. The network is a transformer
+over all L*k candidates at once (ONE fused SDPA call over L*k tokens, keys biased by alpha_h * log p so
+probable candidates draw more attention), and a learned readout (soft attention over the k candidates)
+gives one distribution over the vocabulary per position.
+
+Samplers (`generate(..., sampler=...)`):
+- "original": the author's DDIM-like deterministic sampler; the model's top-k with its softmax values,
+  flattened to the next noise level, becomes the next input; no re-noising; argmax at the end.
+- "fixed" (default): progressive commitment. Each step samples a token per open position (Gumbel in
+  float64), commits the most confident ones as clean one-hot positions, and re-enters the rest at the
+  next noise level with the training-time embedding noise. Why it is needed and the evidence: docs/sdd.md.
+
+Training (`self_cond_prob`, the fix; 0 gives the author's training): the author's forward process keeps
+the true token among the candidates at every level and keeps their order, so its denoising loss can be
+driven below the entropy of the data by picking the truth out of the candidates (`denoising_ce`). The
+fixed training builds the states the sampler builds: a share 1 - t of positions committed, the others
+first blank (random candidates at 1/V), then holding the model's own top-k flattened to level t.
+`nll` is an estimate of a masked-diffusion ELBO with the blank state as the mask (an upper bound on the
+NLL, `nll_is_bound = True`); see `SDD.nll`.
+
+Launch: .venv/bin/wikimix train sdd --data <docs-dataset> --out runs/sdd --max-steps 450
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from training.blocks import RMSNorm, SwiGLU, apply_rotary, rope_tables
+from training.samplers import _num_to_unmask as num_to_unmask
+from training.samplers import sample_tokens
+from training.variant import Batch, scored_mask
+from wikimix.errors import ConfigError
+
+SAMPLERS = ("fixed", "original")
+
+
+@dataclass
+class Config:
+    d_model: int = 256
+    n_layers: int = 4
+    n_heads: int = 4
+    k: int = 8  # candidates per position
+    max_len: int = 512
+    dropout: float = 0.0
+    rope_base: float = 10000.0
+    tie_embeddings: bool = True
+    clean_logit: float = 3.0  # clean true-token logit is log(V) + this: p_true ~ 0.95 at t = 0
+    distractor_logit: float = 0.5  # clean distractor logits are uniform in [0, this * log V]
+    embed_noise: float = 1.0  # Gaussian std at t = 1, in units of the embedding table's RMS
+    # The fix for generation (docs/sdd.md): the fraction of training batches built as the fixed sampler
+    # builds its states (blank, then the model's OWN top-k) instead of the author's truth + distractors.
+    # 0 = the author's training.
+    self_cond_prob: float = 1.0
+    # The author's k-curriculum, e.g. (1, 2, 4, 8): k used in equal parts of `curriculum_steps` steps.
+    k_curriculum: tuple[int, ...] = ()
+    curriculum_steps: int = 0
+    sampler: str = "fixed"  # generate()'s default: "fixed" | "original"
+    steps: int = 64  # generate()'s default number of denoising steps
+    time_eps: float = 1e-3
+    nll_levels: int = 8  # levels of the fixed grid on which `nll` estimates its bound
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ConfigError(f"sdd: k must be >= 1, got {self.k}")
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise ConfigError(f"sdd: d_model {self.d_model} must split into {self.n_heads} even-sized heads")
+        if not 0.0 <= self.self_cond_prob <= 1.0:
+            raise ConfigError(f"sdd: self_cond_prob must be in [0, 1], got {self.self_cond_prob}")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"sdd: unknown sampler {self.sampler!r} ({' | '.join(SAMPLERS)})")
+        if self.k_curriculum and (max(self.k_curriculum) > self.k or min(self.k_curriculum) < 1):
+            raise ConfigError(f"sdd: k_curriculum {self.k_curriculum} must lie in [1, k={self.k}]")
+        if self.k_curriculum and self.curriculum_steps < 1:
+            raise ConfigError("sdd: k_curriculum needs curriculum_steps >= 1")
+
+
+# ----------------------------------------------------------------------------------------------------
+# The state and its noise process. A state is (cand, logp): candidate ids (B, L, k) and the log of their
+# true probabilities (B, L, k); an absent slot has logp = -inf (clean positions use one slot).
+
+
+def clean_logits(
+    tokens: Tensor, k: int, vocab_size: int, cfg: Config, generator: torch.Generator | None = None
+):
+    """The clean sparse distribution of each position: the true token plus k-1 distinct distractors.
+
+    Returns (cand, logit0): logits over the candidates; every other token has logit 0, so the clean
+    distribution is q0 = softmax over V of that. Slot order is random (the network has no slot index).
+    """
+    B, L = tokens.shape
+    V = vocab_size
+    if k > V:
+        raise ConfigError(f"sdd: k={k} exceeds the vocabulary ({V})")
+    dev = tokens.device
+    # k-1 distinct offsets in [1, V-1]: sorted draws from [0, V-k+1) plus their rank are strictly increasing.
+    draws = torch.randint(0, V - k + 1, (B, L, k - 1), device=dev, generator=generator).sort(-1).values
+    offsets = draws + torch.arange(k - 1, device=dev) + 1
+    distractors = (tokens[..., None] + offsets) % V
+    cand = torch.cat([tokens[..., None], distractors], -1)
+    u = torch.rand(B, L, k, device=dev, generator=generator)
+    logit0 = u * cfg.distractor_logit * math.log(V)
+    logit0[..., 0] = math.log(V) + cfg.clean_logit
+    perm = torch.rand(B, L, k, device=dev, generator=generator).argsort(-1)
+    return cand.gather(-1, perm), logit0.gather(-1, perm)
+
+
+def flatten(logit0: Tensor, t: Tensor, vocab_size: int) -> Tensor:
+    """log p_t of the candidates, p_t ∝ q0^(1-t) over the whole vocabulary (non-candidates at logit 0).
+
+    t = 0 gives q0, t = 1 gives 1/V everywhere; the candidates' mass is always < 1.
+    """
+    k = logit0.shape[-1]
+    scaled = (1.0 - t).view(-1, *([1] * (logit0.dim() - 1))) * logit0
+    log_z = torch.logaddexp(scaled.logsumexp(-1, keepdim=True), torch.tensor(math.log(vocab_size - k)))
+    return scaled - log_z
+
+
+def flatten_full(logp_full: Tensor, t: Tensor) -> Tensor:
+    """The same flattening for a full predicted distribution (B, L, V): log of p^(1-t) / sum_V p^(1-t)."""
+    scaled = (1.0 - t).view(-1, *([1] * (logp_full.dim() - 1))) * logp_full
+    return scaled.log_softmax(-1)
+
+
+def one_hot_state(tokens: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Clean positions: one slot holding the token with probability 1, the other slots absent."""
+    cand = tokens[..., None].expand(*tokens.shape, k).clone()
+    logp = torch.full(cand.shape, float("-inf"), device=tokens.device)
+    logp[..., 0] = 0.0
+    return cand, logp
+
+
+def prediction_state(logp_full: Tensor, t: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The sampler's state from a prediction: its top-k, with probabilities flattened to level t."""
+    flat = flatten_full(logp_full, t)
+    logp, cand = flat.topk(k, -1)
+    return cand, logp
+
+
+# ----------------------------------------------------------------------------------------------------
+# The network: a transformer over L*k candidate tokens.
+
+
+class CandidateAttention(nn.Module):
+    """Full (L*k) x (L*k) attention in one SDPA call, keys biased by alpha_h * log p(candidate)."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.n_heads, self.dropout = cfg.n_heads, cfg.dropout
+        cos, sin = rope_tables(cfg.d_model // cfg.n_heads, cfg.max_len, cfg.rope_base)
+        self.register_buffer("cos", cos, persistent=False)
+        self.register_buffer("sin", sin, persistent=False)
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.prob_scale = nn.Parameter(torch.ones(cfg.n_heads))  # alpha_h, learned per head
+
+    def key_bias(self, key_logp: Tensor) -> Tensor:
+        """(B, T) candidate log-probabilities -> additive SDPA bias (B, H, 1, T); -inf for absent keys."""
+        finite = torch.isfinite(key_logp)
+        bias = self.prob_scale[None, :, None] * key_logp.masked_fill(~finite, 0.0)[:, None, :]
+        return bias.masked_fill(~finite[:, None, :], float("-inf"))[:, :, None, :]
+
+    def forward(self, x: Tensor, positions: Tensor, key_logp: Tensor, return_weights: bool = False):
+        B, T, D = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)
+        # RoPE at the position's index: the k candidates of position i all sit at position i
+        cos, sin = self.cos[positions].to(q.dtype), self.sin[positions].to(q.dtype)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        bias = self.key_bias(key_logp).to(q.dtype)
+        if return_weights:  # the explicit form, for tests and diagnostics; the same maths as SDPA
+            weights = ((q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1]) + bias).softmax(-1)
+            return weights
+        drop = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop)
+        return self.out(y.transpose(1, 2).reshape(B, T, D))
+
+
+class CandidateBlock(nn.Module):
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.norm1, self.norm2 = RMSNorm(cfg.d_model), RMSNorm(cfg.d_model)
+        self.attn = CandidateAttention(cfg)
+        self.ffn = SwiGLU(cfg.d_model)
+
+    def forward(self, x: Tensor, positions: Tensor, key_logp: Tensor) -> Tensor:
+        x = x + self.attn(self.norm1(x), positions, key_logp)
+        return x + self.ffn(self.norm2(x))
+
+
+@dataclass
+class StepInfo:
+    """What a sampler step saw and did; the diagnostics (training/sdd_diagnostics.py) consume these."""
+
+    step: int
+    t: float
+    cand: Tensor  # (B, n, k) candidates of the generated positions fed to the model at this step
+    logp: Tensor  # (B, n, k) their log-probabilities
+    pred_logp: Tensor  # (B, n, V) the model's prediction
+    committed: Tensor  # (B, n) bool: positions fixed so far (always False for the original sampler)
+    extra: dict = field(default_factory=dict)
+
+
+class SDD(nn.Module):
+    name = "sdd"
+    nll_is_bound = True  # a masked-diffusion ELBO estimate, see SDD.nll
+
+    def __init__(self, cfg: Config, vocab_size: int, special):
+        super().__init__()
+        self.cfg, self.vocab_size, self.special = cfg, vocab_size, special
+        self.embed = nn.Embedding(vocab_size, cfg.d_model)
+        nn.init.normal_(self.embed.weight, std=1.0 / math.sqrt(cfg.d_model))
+        self.prob_in = nn.Linear(1, cfg.d_model)  # tells each candidate token its own probability
+        self.blocks = nn.ModuleList(CandidateBlock(cfg) for _ in range(cfg.n_layers))
+        self.norm = RMSNorm(cfg.d_model)
+        self.readout = nn.Linear(cfg.d_model, 1)  # soft attention over the k candidates of a position
+        self.readout_prob_scale = nn.Parameter(torch.ones(()))
+        self.head = None if cfg.tie_embeddings else nn.Linear(cfg.d_model, vocab_size, bias=False)
+        self.register_buffer("train_steps", torch.zeros((), dtype=torch.long))  # drives the k-curriculum
+
+    # -- network ----------------------------------------------------------------------------------------
+    def forward(self, cand: Tensor, logp: Tensor, noise_std: Tensor | None = None, generator=None) -> Tensor:
+        """(cand, logp) of shape (B, L, k) -> logits (B, L, V). noise_std (B, L): Gaussian embedding noise."""
+        B, L, k = cand.shape
+        emb = self.embed(cand)  # (B, L, k, d)
+        if noise_std is not None:
+            rms = self.embed.weight.detach().pow(2).mean().sqrt()
+            noise = torch.randn(emb.shape, device=emb.device, generator=generator, dtype=emb.dtype)
+            emb = emb + (noise_std * rms)[..., None, None] * noise
+        prob = logp.exp()  # true softmax values: absent slots give 0, nothing is renormalised over k
+        position_in = (prob[..., None] * emb).sum(2, keepdim=True)  # sum_j p_j E[c_j]
+        finite = torch.isfinite(logp)
+        logp_feature = (logp.masked_fill(~finite, 0.0) / math.log(self.vocab_size)).clamp(min=-2.0)
+        x = emb + position_in + self.prob_in(logp_feature[..., None])
+        positions = torch.arange(L, device=cand.device).repeat_interleave(k)
+        x = x.reshape(B, L * k, -1)
+        key_logp = logp.reshape(B, L * k)
+        for block in self.blocks:
+            x = block(x, positions, key_logp)
+        h = self.norm(x).view(B, L, k, -1)
+        score = self.readout(h).squeeze(-1) + self.readout_prob_scale * logp.masked_fill(~finite, 0.0)
+        weights = score.masked_fill(~finite, float("-inf")).softmax(-1)
+        out = (weights[..., None] * h).sum(2)
+        return out @ self.embed.weight.T if self.head is None else self.head(out)
+
+    # -- training ----------------------------------------------------------------------------------------
+    def active_k(self) -> int:
+        cur = self.cfg.k_curriculum
+        if not cur:
+            return self.cfg.k
+        stage = min(len(cur) - 1, int(self.train_steps) * len(cur) // self.cfg.curriculum_steps)
+        return cur[stage]
+
+    def noised_state(self, tokens: Tensor, noised: Tensor, t: Tensor, k: int, generator=None):
+        """The author's forward process at level t (B,) where `noised` (B, L); the rest stay one-hot."""
+        cand, logit0 = clean_logits(tokens, k, self.vocab_size, self.cfg, generator)
+        logp = flatten(logit0, t, self.vocab_size)
+        clean_cand, clean_logp = one_hot_state(tokens, k)
+        m = noised[..., None]
+        return torch.where(m, cand, clean_cand), torch.where(m, logp, clean_logp)
+
+    def blank_state(self, tokens: Tensor, open_: Tensor, k: int, generator=None):
+        """The sampler's first state where `open_`: k random candidates at 1/V each (t = 1, no truth)."""
+        rand = torch.randint(
+            0, self.vocab_size, (*tokens.shape, k), device=tokens.device, generator=generator
+        )
+        cand, logp = one_hot_state(tokens, k)
+        m = open_[..., None]
+        return torch.where(m, rand, cand), torch.where(
+            m, torch.full_like(logp, -math.log(self.vocab_size)), logp
+        )
+
+    def _noise_std(self, level: Tensor, open_: Tensor) -> Tensor:
+        return self.cfg.embed_noise * level.view(-1, 1) * open_
+
+    def author_logits(self, batch: Batch, t: Tensor, k: int, generator=None) -> tuple[Tensor, Tensor]:
+        """The author's objective: every scored position noised to level t, the truth among its candidates."""
+        noised = scored_mask(batch)
+        cand, logp = self.noised_state(batch.tokens, noised, t, k, generator)
+        return self(cand, logp, self._noise_std(t, noised), generator), noised
+
+    def self_conditioned_logits(self, batch: Batch, t: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+        """The states the fixed sampler produces: a share 1 - t of the scored positions is committed
+        (clean), the rest are open. Pass 1 sees the open positions blank (random candidates, t = 1, as at
+        the first sampler step); pass 2 sees its own top-k flattened to level t (as at every later step)."""
+        scored = scored_mask(batch)
+        open_ = scored & (torch.rand(scored.shape, device=scored.device) < t[:, None])
+        cand, logp = self.blank_state(batch.tokens, open_, k)
+        first = self(cand, logp, self._noise_std(torch.ones_like(t), open_))
+        own_cand, own_logp = prediction_state(first.detach().float().log_softmax(-1), t, k)
+        m = open_[..., None]
+        cand, logp = torch.where(m, own_cand, cand), torch.where(m, own_logp, logp)
+        return first, self(cand, logp, self._noise_std(t, open_)), open_
+
+    def loss(self, batch: Batch) -> tuple[Tensor, dict[str, float]]:
+        B = batch.tokens.shape[0]
+        k = self.active_k()
+        # low-discrepancy levels: one uniform offset, B evenly spaced points
+        t = (torch.rand(()) + torch.arange(B) / B) % 1.0
+        t = (self.cfg.time_eps + (1 - self.cfg.time_eps) * t).to(batch.tokens.device)
+        self_cond = bool(torch.rand(()) < self.cfg.self_cond_prob)
+        if self_cond:
+            first, logits, scored = self.self_conditioned_logits(batch, t, k)
+        else:
+            logits, scored = self.author_logits(batch, t, k)
+        if self.training:
+            self.train_steps += 1
+        if not scored.any():  # nothing open in this batch (tiny batches at small t)
+            return logits.sum() * 0.0, {
+                "ce": 0.0,
+                "token_acc": 0.0,
+                "k": float(k),
+                "self_cond": float(self_cond),
+            }
+        target = batch.tokens[scored]
+        ce = F.cross_entropy(logits.float()[scored], target)
+        loss = (ce + F.cross_entropy(first.float()[scored], target)) / 2 if self_cond else ce
+        with torch.no_grad():
+            acc = (logits[scored].argmax(-1) == target).float().mean().item()
+        return loss, {"ce": ce.item(), "token_acc": acc, "k": float(k), "self_cond": float(self_cond)}
+
+    @torch.no_grad()
+    def nll(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """An estimate of a masked-diffusion ELBO (an upper bound on the NLL), summed over scored tokens.
+
+        Read as a masked diffusion model whose mask is SDD's blank state (random candidates at 1/V, which
+        carry nothing about the data): -log p(x) <= E_t[(1/t) sum_{open i} -log p(x_i | state)], each
+        position open with probability t. Estimated on `nll_levels` midpoint levels with fixed noise. The
+        author's metric, the denoising CE with the truth among the candidates, is `denoising_ce`.
+        """
+        gen = torch.Generator(device=batch.tokens.device).manual_seed(0)  # the same estimate on every call
+        scored = scored_mask(batch)
+        total = torch.zeros((), device=batch.tokens.device)
+        for level in (torch.arange(self.cfg.nll_levels) + 0.5) / self.cfg.nll_levels:
+            u = torch.rand(scored.shape, device=scored.device, generator=gen)
+            open_ = scored & (u < level)
+            cand, logp = self.blank_state(batch.tokens, open_, self.cfg.k, gen)
+            t1 = torch.ones(scored.shape[0], device=scored.device)
+            logits = self(cand, logp, self._noise_std(t1, open_), gen).float()
+            ce = F.cross_entropy(logits[open_], batch.tokens[open_], reduction="sum")
+            total = total + ce / level
+        return (total / self.cfg.nll_levels).cpu(), scored.sum().cpu()
+
+    @torch.no_grad()
+    def denoising_ce(self, batch: Batch, level: float) -> float:
+        """The author's training metric at one level: mean CE with the truth among the candidates (leaks)."""
+        gen = torch.Generator(device=batch.tokens.device).manual_seed(0)
+        t = torch.full((batch.tokens.shape[0],), level, device=batch.tokens.device)
+        logits, scored = self.author_logits(batch, t, self.cfg.k, gen)
+        return float(F.cross_entropy(logits.float()[scored], batch.tokens[scored]))
+
+    # -- generation --------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(
+        self,
+        prompt: Tensor,
+        max_new_tokens: int,
+        sampler: str | None = None,
+        steps: int | None = None,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        generator: torch.Generator | None = None,
+        seed: int = 0,
+        on_step: Callable[[StepInfo], None] | None = None,
+        **_other_options,  # other variants' sampler options (method, block_len, ...) mean nothing here
+    ) -> Tensor:
+        """prompt (B, P) -> (B, P + max_new_tokens); the prompt is returned unchanged.
+
+        sampler / steps default to the Config's; randomness comes from `generator` (else a fresh one seeded
+        with `seed`), so a call is reproducible. `on_step` receives a StepInfo per step (diagnostics).
+        """
+        sampler = sampler or self.cfg.sampler
+        steps = steps or self.cfg.steps
+        if sampler not in SAMPLERS:
+            raise ConfigError(f"sdd: unknown sampler {sampler!r} ({' | '.join(SAMPLERS)})")
+        if steps < 1 or temperature <= 0:
+            raise ConfigError(f"sdd: steps must be >= 1 and temperature > 0 (got {steps}, {temperature})")
+        if prompt.shape[1] + max_new_tokens > self.cfg.max_len:
+            raise ConfigError(
+                f"sdd: {prompt.shape[1]} + {max_new_tokens} tokens exceed max_len {self.cfg.max_len}"
+            )
+        was_training = self.training
+        self.eval()
+        try:
+            run = self._sample_original if sampler == "original" else self._sample_fixed
+            gen = generator or torch.Generator(device=prompt.device).manual_seed(seed)
+            return run(prompt, max_new_tokens, steps, temperature, top_p, gen, on_step)
+        finally:
+            self.train(was_training)
+
+    def _initial_state(self, prompt: Tensor, n: int, gen: torch.Generator):
+        """Prompt one-hot; each new position blank (the t = 1 state)."""
+        tokens = torch.cat([prompt, prompt.new_zeros(prompt.shape[0], n)], 1)
+        open_ = torch.arange(tokens.shape[1], device=prompt.device)[None].expand_as(tokens) >= prompt.shape[1]
+        return self.blank_state(tokens, open_, self.cfg.k, gen)
+
+    def _sample_original(self, prompt, n, steps, temperature, top_p, gen, on_step):
+        B, P = prompt.shape
+        cand, logp = self._initial_state(prompt, n, gen)
+        levels = torch.linspace(1.0, 0.0, steps + 1)
+        committed = torch.zeros(B, n, dtype=torch.bool, device=prompt.device)
+        for i in range(steps):
+            pred = (self(cand, logp).float()[:, P:] / temperature).log_softmax(-1)
+            if on_step is not None:
+                on_step(StepInfo(i, float(levels[i]), cand[:, P:], logp[:, P:], pred, committed))
+            t_next = levels[i + 1].expand(B).to(prompt.device)
+            cand[:, P:], logp[:, P:] = prediction_state(pred, t_next, self.cfg.k)
+        return torch.cat([prompt, pred.argmax(-1)], 1)
+
+    def _sample_fixed(self, prompt, n, steps, temperature, top_p, gen, on_step):
+        B, P = prompt.shape
+        dev = prompt.device
+        cand, logp = self._initial_state(prompt, n, gen)
+        levels = torch.linspace(1.0, 0.0, steps + 1)
+        committed = torch.zeros(B, n, dtype=torch.bool, device=dev)
+        schedule = num_to_unmask(~committed, steps)  # LLaDA's linear schedule: positions to commit per step
+        out = torch.zeros(B, n, dtype=torch.long, device=dev)
+        for i in range(steps):
+            t = float(levels[i])
+            # open positions get the training-time embedding noise of their level; prompt and committed none
+            noise_std = torch.zeros(B, P + n, device=dev)
+            noise_std[:, P:] = self.cfg.embed_noise * t * (~committed)
+            pred = (self(cand, logp, noise_std, gen).float()[:, P:] / temperature).log_softmax(-1)
+            if on_step is not None:
+                on_step(StepInfo(i, t, cand[:, P:], logp[:, P:], pred, committed.clone()))
+            sample = sample_tokens(pred, 1.0, top_p, gen)  # pred already carries the temperature
+            confidence = pred.gather(-1, sample[..., None]).squeeze(-1).masked_fill(committed, float("-inf"))
+            rank = confidence.argsort(-1, descending=True).argsort(-1)
+            commit = (rank < schedule[:, i : i + 1]) & ~committed
+            out = torch.where(commit, sample, out)
+            committed |= commit
+            t_next = levels[i + 1].expand(B).to(dev)
+            open_cand, open_logp = prediction_state(pred, t_next, self.cfg.k)
+            fixed_cand, fixed_logp = one_hot_state(out, self.cfg.k)
+            m = committed[..., None]
+            cand[:, P:], logp[:, P:] = (
+                torch.where(m, fixed_cand, open_cand),
+                torch.where(m, fixed_logp, open_logp),
+            )
+        return torch.cat([prompt, out], 1)
+
+
+def build(cfg: Config, vocab_size: int, special) -> SDD:
+    return SDD(cfg, vocab_size, special)

@@ -1,0 +1,396 @@
+"""One trainer for every variant: AdamW, warm-up + cosine, gradient clipping, bf16 autocast, gradient
+accumulation, optional EMA, periodic evaluation, metrics.jsonl, a progress bar, exact resume, DDP.
+
+    wikimix train mdlm --data NAME-docs --out runs/mdlm --budget bench-cpu
+    torchrun --nproc-per-node 2 -m wikimix.cli train ar --data NAME-docs --out runs/ar --budget smoke
+
+Re-running the same command on the same --out resumes from its last checkpoint: weights, optimizer,
+EMA, every rank's RNG states and the data position are restored, so the loss curve continues exactly
+as if the run had never stopped. Under torchrun (WORLD_SIZE > 1) gradients are averaged with DDP
+(gloo on CPU, nccl on CUDA); each rank reads its own share of the shards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from training import checkpoint
+from training.config import TrainConfig
+from training.data import DataOptions, MarkovData, open_data
+from training.models import load_variant, make_config
+from training.tokenizers import BPETokenizer, ByteTokenizer, Tokenizer, load_tokenizer
+from training.variant import Batch
+from wikimix.errors import ConfigError
+
+# Settings that may change between a run and its resumption without changing what it computes.
+RESUMABLE_CHANGES = {
+    "stop_at",
+    "max_steps",
+    "eval_every",
+    "save_every",
+    "log_every",
+    "progress",
+    "eval_examples",
+    "device",
+    "threads",
+    "compile",
+    "out",
+}
+
+
+class LossModule(nn.Module):
+    """Wraps a variant so DDP sees `loss(batch)` as the forward pass its hooks sync on."""
+
+    def __init__(self, variant: nn.Module):
+        super().__init__()
+        self.variant = variant
+
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.variant.loss(batch)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up over warmup_steps, then cosine decay to lr * min_lr_ratio at max_steps."""
+    if cfg.warmup_steps and step <= cfg.warmup_steps:
+        return cfg.lr * step / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW; matrices decay, norms / biases / 1-d parameters do not."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+
+
+class EMA:
+    """Exponential moving average of the weights, swapped in for evaluation."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = {n: p.detach().clone().float() for n, p in model.named_parameters()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for n, p in model.named_parameters():
+            self.shadow[n].lerp_(p.detach().float(), 1 - self.decay)
+
+    @contextlib.contextmanager
+    def swapped_in(self, model: nn.Module):
+        backup = {n: p.detach().clone() for n, p in model.named_parameters()}
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                p.copy_(self.shadow[n])
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for n, p in model.named_parameters():
+                    p.copy_(backup[n])
+
+
+# ---- distributed ---------------------------------------------------------------------------------------
+
+
+def _init_distributed(cfg: TrainConfig) -> tuple[int, int, torch.device, bool]:
+    """(rank, world_size, device, whether we started the process group)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    want_cuda = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
+    if want_cuda and not torch.cuda.is_available():
+        raise ConfigError(f"device {cfg.device!r} asked for but CUDA is not available")
+    if want_cuda:
+        device = torch.device(cfg.device if ":" in cfg.device else f"cuda:{local}")
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    started = False
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if want_cuda else "gloo")
+        started = True
+    return rank, world, device, started
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        dist.barrier()
+
+
+def _all_sum(values: list[float], world: int, device: torch.device) -> list[float]:
+    if world == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+# ---- setup ---------------------------------------------------------------------------------------------
+
+
+def _check_resumable(out: Path, cfg: TrainConfig) -> None:
+    saved = json.loads((out / "config.json").read_text())
+    if saved.get("variant") != cfg.variant:
+        raise ConfigError(
+            f"{out} holds a {saved.get('variant')!r} run, not {cfg.variant!r}: use a fresh --out"
+        )
+    old, new = saved.get("train", {}), cfg.to_json()
+    changed = sorted(k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k])
+    if changed:
+        raise ConfigError(
+            f"{out} holds a run with different settings ({', '.join(changed)}): use a fresh --out"
+        )
+
+
+def _tokenizer(cfg: TrainConfig, out: Path, data, rank: int, world: int, module) -> Tokenizer:
+    """The run's tokenizer: a resumed run's own, the variant's required one, 'byte', a file, or BPE
+    trained here on the train split (rank 0 trains and saves, the others load)."""
+    if isinstance(data, MarkovData):
+        return data.tok
+    if (out / "tokenizer.json").exists():
+        return load_tokenizer(out / "tokenizer.json")
+    choice = getattr(module, "TOKENIZER", None) or cfg.tokenizer
+    if choice != "bpe":
+        return load_tokenizer(choice)
+    staged = out / "tokenizer.json"
+    if rank == 0:
+        tok = BPETokenizer.train(data.texts("train", max_chars=cfg.tokenizer_train_chars), cfg.vocab_size)
+        tok.save(staged)
+    _barrier(world)
+    return load_tokenizer(staged)
+
+
+def _rewrite_metrics(path: Path, upto_step: int) -> None:
+    """Drop records past the checkpoint we resume from: they will be recomputed."""
+    if not path.exists():
+        return
+    kept = [
+        line
+        for line in path.read_text().splitlines()
+        if line.strip() and json.loads(line)["step"] <= upto_step
+    ]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    os.replace(tmp, path)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ---- evaluation ----------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def evaluate(
+    variant: nn.Module, data, cfg: TrainConfig, device: torch.device, world: int, split: str = "val"
+) -> dict[str, Any]:
+    """NLL per scored token over the eval pairs (a bound for diffusion variants), on a fixed seed and
+    without touching the training RNG streams."""
+    was_training = variant.training
+    variant.eval()
+    per_rank = math.ceil(cfg.eval_examples / world)
+    total, count = 0.0, 0.0
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(cfg.seed + 7919)
+        for batch in data.eval_batches(split, batch_size=cfg.batch_size, max_examples=per_rank):
+            with _autocast(cfg, device):
+                nll, n = variant.nll(batch.to(device))
+            total, count = total + float(nll), count + float(n)
+    total, count = _all_sum([total, count], world, device)
+    variant.train(was_training)
+    if not count:
+        return {}
+    return {
+        f"{split}_nll": total / count,
+        f"{split}_ppl": math.exp(min(total / count, 50)),
+        f"{split}_tokens": int(count),
+        "nll_is_bound": bool(variant.nll_is_bound),
+    }
+
+
+def _autocast(cfg: TrainConfig, device: torch.device):
+    if cfg.precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+# ---- the loop ------------------------------------------------------------------------------------------
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Train (or resume) the run `cfg` describes; returns the last logged metrics."""
+    cfg.validate()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    rank, world, device, started = _init_distributed(cfg)
+    try:
+        return _train(cfg, rank, world, device)
+    finally:
+        if started:
+            dist.destroy_process_group()
+
+
+def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dict[str, Any]:
+    out = Path(cfg.out)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        checkpoint.recover(out)
+    _barrier(world)
+    state = checkpoint.read_state(out)
+    if state is not None:
+        _check_resumable(out, cfg)
+
+    module = load_variant(cfg.variant)
+    model_cfg = make_config(cfg.variant, cfg.model)
+    longest = max(cfg.seq_len, cfg.prompt_max + cfg.cont_len)
+    if getattr(model_cfg, "max_len", longest) < longest:
+        raise ConfigError(f"model max_len {model_cfg.max_len} < {longest} (seq_len, or prompt_max + cont_len)")
+    options = DataOptions(
+        seq_len=cfg.seq_len,
+        batch_size=cfg.batch_size,
+        val_frac=cfg.val_frac,
+        test_frac=cfg.test_frac,
+        prompt_min=cfg.prompt_min,
+        prompt_max=cfg.prompt_max,
+        cont_len=cfg.cont_len,
+        seed=cfg.seed,
+        rank=rank,
+        world_size=world,
+    )
+    data = open_data(
+        cfg.data, ByteTokenizer(), options, significance=cfg.significance or None, table=cfg.table or None
+    )
+    tok = _tokenizer(cfg, out, data, rank, world, module)
+    data.tok = tok
+
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    variant = module.build(model_cfg, tok.vocab_size, tok.special).to(device)
+    optimizer = make_optimizer(variant, cfg)
+    ema = EMA(variant, cfg.ema) if cfg.ema else None
+    step, tokens_seen = 0, 0
+    if state is not None:
+        state = checkpoint.load_training_state(out, variant, optimizer, ema.shadow if ema else None, device)
+        step, tokens_seen = state["step"], state["tokens_seen"]
+        checkpoint.restore_rng(out, rank)
+        if rank == 0:
+            _rewrite_metrics(out / "metrics.jsonl", step)
+    else:
+        _seed_everything(cfg.seed + 1000 * rank)  # ranks draw different noise
+
+    if cfg.compile:
+        variant.backbone.compile()
+    wrapped: nn.Module = LossModule(variant)
+    if world > 1:
+        wrapped = nn.parallel.DistributedDataParallel(
+            wrapped, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    config_json = checkpoint.checkpoint_config(cfg.variant, model_cfg, cfg, tok.vocab_size)
+    batches = data.train_batches(start=step * cfg.grad_accum)
+    params = [p for p in variant.parameters() if p.requires_grad]
+    metrics_file = open(out / "metrics.jsonl", "a") if rank == 0 else None  # noqa: SIM115 (closed below)
+    progress = None
+    if cfg.progress and rank == 0:
+        from tqdm import tqdm
+
+        progress = tqdm(total=cfg.max_steps, initial=step, desc=cfg.variant, unit="step", dynamic_ncols=True)
+
+    def log(record: dict[str, Any]) -> None:
+        if metrics_file is not None:
+            metrics_file.write(json.dumps(record) + "\n")
+            metrics_file.flush()
+
+    def save() -> None:
+        stage = checkpoint.begin(out) if rank == 0 else out / checkpoint.STAGE
+        _barrier(world)
+        checkpoint.write_rng(stage, rank)
+        _barrier(world)
+        if rank == 0:
+            state = {
+                "step": step,
+                "tokens_seen": tokens_seen,
+                "batches_consumed": step * cfg.grad_accum,
+                "world_size": world,
+            }
+            checkpoint.write_main(
+                stage, variant, optimizer, ema.shadow if ema else None, state, config_json, tok
+            )
+            checkpoint.commit(out)
+        _barrier(world)
+
+    last: dict[str, Any] = {}
+    variant.train()
+    start_time, start_tokens = time.perf_counter(), tokens_seen
+    try:
+        last_step = min(cfg.max_steps, cfg.stop_at) if cfg.stop_at else cfg.max_steps
+        while step < last_step:
+            step += 1
+            lr = lr_at(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            step_loss = torch.zeros((), device=device)
+            for micro in range(cfg.grad_accum):
+                batch = next(batches).to(device)
+                sync = micro == cfg.grad_accum - 1 or world == 1
+                with contextlib.nullcontext() if sync else wrapped.no_sync(), _autocast(cfg, device):
+                    loss, variant_metrics = wrapped(batch)
+                (loss / cfg.grad_accum).backward()
+                step_loss += loss.detach() / cfg.grad_accum
+                tokens_seen += batch.num_tokens * world
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip else None
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema.update(variant)
+            if progress is not None:
+                progress.update(1)
+
+            if step % cfg.log_every == 0 or step == cfg.max_steps:
+                elapsed = time.perf_counter() - start_time
+                loss_value = _all_sum([float(step_loss)], world, device)[0] / world
+                last = {
+                    "step": step,
+                    "loss": loss_value,
+                    "lr": lr,
+                    "grad_norm": float(grad_norm) if grad_norm is not None else None,
+                    "tokens": tokens_seen,
+                    "tok_per_s": (tokens_seen - start_tokens) / max(elapsed, 1e-9),
+                    **variant_metrics,
+                }
+                log(last)
+                if progress is not None:
+                    progress.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{last['tok_per_s']:.0f}")
+            if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.max_steps:
+                with ema.swapped_in(variant) if ema else contextlib.nullcontext():
+                    result = evaluate(variant, data, cfg, device, world)
+                if result:
+                    log({"step": step, "split": "val", **result})
+                    last = {**last, **result}
+            if (cfg.save_every and step % cfg.save_every == 0) or step == last_step:
+                save()
+    finally:
+        if progress is not None:
+            progress.close()
+        if metrics_file is not None:
+            metrics_file.close()
+    return last
