@@ -42,6 +42,7 @@ def available(names: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> float:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="DATASET[@VERSION] under the data root")
+    parser.add_argument("--significance", default=None, help="DATASET[@VERSION] with a significance table")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--budget", default="bench-cpu", choices=sorted(BUDGETS))
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated (default: all)")
@@ -64,18 +65,25 @@ def main(argv: list[str] | None = None) -> float:
             data=args.data,
             out=str(args.out / name),
             max_steps=args.max_steps,
+            significance=args.significance,
             device=args.device,
             threads=args.threads,
         )
         print(f"== train {name} ({args.budget}) -> {cfg.out}", flush=True)
-        train(cfg)
+        try:
+            train(cfg)
+        except WikimixError as exc:  # one variant that cannot train here must not sink the others
+            if name == "ar":
+                raise
+            print(f"skip {name}: {exc}", flush=True)
+            continue
         dirs.append(args.out / name)
     lid = None
     if not args.no_lid:
         from wikimix.commands.evaluate import fasttext_lid as lid
     steps = tuple(int(s) for s in args.steps.split(","))
     eval_cfg = EvalConfig(n_generate=args.n_generate, steps=steps, device=args.device)
-    paths = evaluate(dirs, args.data, args.out / "report", eval_cfg, lid=lid)
+    paths = evaluate(dirs, args.data, args.out / "report", eval_cfg, lid=lid, significance=args.significance)
     print(Path(paths["comparison_md"]).read_text())
     import pyarrow.parquet as pq
 

@@ -94,16 +94,34 @@ def ingest_dumps(
     return ref.path
 
 
-@task(cache_policy=CACHE_POLICY, **retry_policy())
+def revisions(path: str) -> list[tuple[str, int, int]]:
+    """The (wiki, page_id, rev_id) a wiki version holds: what its content depends on."""
+    pages = ref_from_path(path).scan("pages").select("wiki", "page_id", "rev_id").collect()
+    return sorted(pages.iter_rows())
+
+
+@task(**retry_policy())  # never cached: the wiki may have changed since the last build
 def fetch_wiki(
     root: str, dataset_name: str, api_urls: dict[str, str], concepts: str, langs: list[str] | None
 ) -> str:
-    """pages + sections + fetch_log from live MediaWiki APIs, every request rate-limited (`wiki-api`)."""
+    """pages + sections + fetch_log from live MediaWiki APIs, every request rate-limited (`wiki-api`).
+
+    The fetcher re-downloads only revisions it has not stored. When every page is still at the revision
+    the previous version holds, that version is returned, so the later stages' cache keys (their input
+    version paths) are unchanged and a rebuild of an unchanged wiki reuses all their work.
+    """
     from pipeline import fetch
 
+    try:
+        previous = open_version(root, f"{dataset_name}-wiki").path
+    except StorageError:
+        previous = None
     ref = fetch.fetch_concepts(
-        api_urls, concepts, root=root, name=dataset_name, langs=langs, before_request=wiki_api_slot
+        api_urls, concepts, root=root, name=dataset_name, langs=langs, rate_limit=wiki_api_slot
     )
+    if previous and ref.path != previous and revisions(previous) == revisions(ref.path):
+        get_run_logger().info("no page changed since %s: reusing it", ref_from_path(previous))
+        return previous
     return ref.path
 
 
@@ -168,6 +186,7 @@ def build_corpus(
     granularity: Literal["sentence", "clause"] = "sentence",
     seed: int = 0,
     min_langs: int = 3,
+    max_chars: int = 2000,
     rankers: list[str] = ["loo"],  # noqa: B006 - Prefect parameters are copied per run
     requests_per_second: float = 10.0,
     task_runner: str = "threads",
@@ -216,7 +235,13 @@ def build_corpus(
         logger.info("align: %s", ref_from_path(align))
 
         # 3. code-switched documents + LID + metrics (sharded by concept)
-        build = {"policy": policy, "granularity": granularity, "seed": seed, "min_langs": min_langs}
+        build = {
+            "policy": policy,
+            "granularity": granularity,
+            "seed": seed,
+            "min_langs": min_langs,
+            "max_chars": max_chars,
+        }
         docs_params = {**build, "world_size": shards}
         version = plan(root, f"{name}-docs", docs_params, [wiki, align])
         futures = [

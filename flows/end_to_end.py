@@ -27,10 +27,13 @@ def end_to_end(
     api_urls: dict[str, str] | None = None,
     langs: list[str] | None = None,
     shards: int = 2,
+    policy: Literal["uniform", "weighted", "curriculum"] = "uniform",
+    max_chars: int = 2000,
     rankers: list[str] = ["loo"],  # noqa: B006 - Prefect parameters are copied per run
     variants: list[str] = ["ar", "mdlm"],  # noqa: B006
     budget: str = "smoke",
     train_overrides: dict[str, Any] | None = None,
+    eval_overrides: dict[str, Any] | None = None,
     task_runner: str = "threads",
 ) -> dict[str, Any]:
     """Build the corpus, train every variant, evaluate; returns the version paths, runs and reports."""
@@ -42,9 +45,11 @@ def end_to_end(
         api_urls=api_urls,
         langs=langs,
         shards=shards,
+        policy=policy,
+        max_chars=max_chars,
         rankers=rankers,
         task_runner=task_runner,
     )
     runs = train_all(corpus=name, variants=variants, budget=budget, overrides=train_overrides)
-    report = evaluate(corpus=name, runs=list(runs.values()), budget=budget)
+    report = evaluate(corpus=name, runs=list(runs.values()), budget=budget, overrides=eval_overrides)
     return {"corpus": corpus, "runs": runs, "report": report}

@@ -39,6 +39,7 @@ from wikimix.errors import ConfigError, WikimixError
 POLICIES = ("uniform", "weighted", "curriculum")
 GRANULARITIES = ("sentence", "clause")
 CURRICULUM_STAGES = ("clause", "sentence", "monolingual")
+CLAUSE_DRIFT = 0.12  # how far (share of the sentence) a clause in another language may start from here
 
 
 @dataclass
@@ -94,26 +95,40 @@ def _choose(allowed: list[str], used: set[str], cfg: BuildConfig, rng: random.Ra
 
 
 def _clause_chain(slot: Slot, first: str, recent: deque, used: set[str], cfg: BuildConfig, rng) -> list:
-    """(candidate, start, end) pieces that walk one slot clause by clause, switching language each time."""
+    """[candidate, start, end] pieces that walk one slot clause by clause, switching language each time.
+
+    After a piece that ends at relative position f of its sentence, the next piece is a clause of another
+    language that starts near f (within CLAUSE_DRIFT), so content is neither skipped nor said twice. When
+    no other language has a clause there, the current piece grows by its own next clause.
+    """
     clauses = {lang: split_clauses(c.text, lang) for lang, c in slot.candidates.items()}
-    pieces = []
-    lang, frac = first, 0.0
-    for _ in range(4 * max(len(v) for v in clauses.values())):
-        cand = slot.candidates[lang]
-        n = len(cand.text) or 1
-        # The clause of this language that continues from `frac`: the first that ends beyond it.
-        nxt = next(((a, b) for a, b in clauses[lang] if b / n > frac + 0.02), None)
+    cand = slot.candidates[first]
+    a, b = clauses[first][0]
+    pieces = [[cand, a, b]]
+    frac = b / (len(cand.text) or 1)
+    while frac < 0.98:
+        tail = (list(recent) + [p[0].lang for p in pieces])[-cfg.avoid_recent :]
+        eligible = {}
+        for lang in sorted(slot.candidates):
+            if lang in tail:
+                continue
+            n = len(slot.candidates[lang].text) or 1
+            for ca, cb in clauses[lang]:
+                if abs(ca / n - frac) <= CLAUSE_DRIFT and cb / n > frac + 0.02:
+                    eligible[lang] = (ca, cb)
+                    break
+        if eligible:
+            lang = _choose(sorted(eligible), used | {p[0].lang for p in pieces}, cfg, rng)
+            ca, cb = eligible[lang]
+            pieces.append([slot.candidates[lang], ca, cb])
+            frac = cb / (len(slot.candidates[lang].text) or 1)
+            continue
+        current = pieces[-1]
+        nxt = next(((ca, cb) for ca, cb in clauses[current[0].lang] if ca >= current[2]), None)
         if nxt is None:
             break
-        pieces.append((cand, nxt[0], nxt[1]))
-        frac = nxt[1] / n
-        if frac >= 0.98:
-            break
-        tail = (list(recent) + [c.lang for c, _a, _b in pieces])[-cfg.avoid_recent :]
-        allowed = sorted(x for x in slot.candidates if x not in tail)
-        if not allowed:
-            break
-        lang = _choose(allowed, used | {p[0].lang for p in pieces}, cfg, rng)
+        current[2] = nxt[1]
+        frac = nxt[1] / (len(current[0].text) or 1)
     return pieces
 
 

@@ -302,8 +302,7 @@ def ingest_dumps(
     from storage.store import VersionWriter
 
     table = concepts if isinstance(concepts, ConceptTable) else read_concepts(concepts)
-    paths = find_dumps(dumps, langs)
-    table = table.subset(paths)
+    paths = find_dumps(dumps, langs)  # langlinks still name every language of the table
     sites = {lang: read_siteinfo(p) for lang, p in paths.items()}
 
     def url_for(lang: str, title: str) -> str | None:

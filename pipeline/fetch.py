@@ -160,10 +160,10 @@ class WikiSite(mwclient.Site):
     def raw_call(self, script, data, files=None, retry_on_error=True, http_method="POST"):
         url = f"{self.scheme}://{self.host}{self.path}{self._script if script == 'api' else script}{self.ext}"
         data = dict(data)
-        if script == "api":
-            data["maxlag"] = str(self.config.maxlag)  # read per call: a config change applies at once
         attempts = self.config.max_retries + 1 if retry_on_error else 1
         for attempt in range(attempts):
+            if script == "api":
+                data["maxlag"] = str(self.config.maxlag)  # read per attempt: a config change applies at once
             if self.rate_limit is not None:
                 self.rate_limit()
             self.stats.requests += 1

@@ -16,9 +16,10 @@ Rankers (each `rank(texts) -> [[{start, end, score, removal_rank}, ...], ...]`):
   greedy  the seed's order, made affordable: every round encodes all remaining candidates of a window in
           one batch and removes the `greedy_fraction` of them (rounded up) that move the embedding
           least, averaged over the move from the previous state and from the original window. Exact
-          greedy re-scores after every single removal (O(n^2) encodes); re-scoring after a fixed fraction
-          costs about n / fraction inputs that get shorter each round (measured in bench/significance.py).
-          Windows are merged by relative removal position within each window.
+          greedy re-scores after every single removal (O(n^2) encodes per window); re-scoring after
+          removing a fixed fraction costs about n / fraction inputs (~2.7n at 0.35) that get shorter
+          every round, ~2-2.5x loo's time (bench/significance.py). Round one is exactly loo. Windows
+          are merged by relative removal position (removed so far / window size), then by score.
   stat    unigram surprisal -log2 p(token) with add-one smoothing, counted over the whole documents
           table (case-folded): a fast baseline and the fallback when no encoder is available.
 

@@ -55,7 +55,7 @@ def curriculum_docs(shared: Path, max_concepts: int = 80) -> list[dict]:
 
 
 def test_experiment_runs_end_to_end_on_a_tiny_setting(data_root, shared_dir, tmp_path):
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # tiny models: a second thread only adds sync cost on a busy CPU
     ref = write_version(data_root, "xq-cur", {"documents": curriculum_docs(shared_dir)})
     cfg = ex.ExperimentConfig(
         cs_data=str(ref),
@@ -105,8 +105,15 @@ def test_experiment_runs_end_to_end_on_a_tiny_setting(data_root, shared_dir, tmp
     ft = json.loads((tmp_path / "exp" / "seed0" / "cs-ft" / "config.json").read_text())["train"]
     assert ft["data"] == summary["data"]["finetune"] and ft["max_steps"] == 3
     # a rerun resumes: nothing retrained, the same numbers
+    weights = [
+        tmp_path / "exp" / f"seed{s}" / a / "model.safetensors"
+        for s in (0, 1)
+        for a in ("cs", "mono", "cs-ft")
+    ]
+    stamps = [w.stat().st_mtime_ns for w in weights]
     again = json.loads(Path(ex.run_experiment(cfg)["summary"]).read_text())
     assert again["effects"] == effects
+    assert [w.stat().st_mtime_ns for w in weights] == stamps
 
 
 def test_interval_and_verdict_by_hand():

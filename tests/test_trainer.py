@@ -165,6 +165,10 @@ def test_resuming_with_changed_settings_is_refused(tmp_path):
         train(smoke("ar", tmp_path / "run", max_steps=4, lr=0.5))
     with pytest.raises(ConfigError, match="holds a 'ar' run"):
         train(smoke("mdlm", tmp_path / "run", max_steps=4))
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    (tmp_path / "run" / "state.json").write_text(json.dumps({**state, "world_size": 2}))
+    with pytest.raises(ConfigError, match="trained on 2 rank"):
+        train(smoke("ar", tmp_path / "run", max_steps=4))
 
 
 @pytest.mark.parametrize(
@@ -185,7 +189,9 @@ def test_bad_config_values_are_one_line_config_errors(tmp_path, kwargs, message)
     assert "\n" not in str(err.value)
 
 
-def test_bad_cli_input_prints_one_line_and_exits_2(tmp_path):
+def test_bad_cli_input_prints_one_line_and_exits_2(tmp_path, monkeypatch, capsys, data_root):
+    from wikimix.cli import main
+
     for args, message in [
         (
             ["train", "gpt5", "--data", "synthetic:markov", "--out", str(tmp_path / "a")],
@@ -200,7 +206,7 @@ def test_bad_cli_input_prints_one_line_and_exits_2(tmp_path):
                 "--out",
                 str(tmp_path / "b"),
                 "--set",
-                "model.d_model=30",
+                "model.d_model=33",
                 "--budget",
                 "smoke",
             ],
@@ -222,10 +228,11 @@ def test_bad_cli_input_prints_one_line_and_exits_2(tmp_path):
         (["train", "ar", "--data", "missing-docs", "--out", str(tmp_path / "d")], "no committed version"),
         (["generate", "--ckpt", str(tmp_path / "none"), "--prompt", "x"], "holds no checkpoint"),
     ]:
-        proc = _run_cli(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        _, err = proc.communicate(timeout=120)
-        lines = err.decode().strip().splitlines()
-        assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), err.decode()
+        monkeypatch.setattr(sys, "argv", ["wikimix", *args])
+        with pytest.raises(SystemExit) as exit_:
+            main()
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert exit_.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
         assert message in lines[0]
 
 

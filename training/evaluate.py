@@ -43,7 +43,7 @@ from torch import nn
 from storage.store import VersionRef
 from training import metrics
 from training.checkpoint import load_checkpoint
-from training.data import DataOptions, MarkovData, ShardData, collate_pairs, open_data
+from training.data import DataOptions, MarkovData, ShardData, collate_pairs, open_data, parse_data_spec
 from training.tokenizers import ByteTokenizer, Tokenizer
 from wikimix.errors import ConfigError, WikimixError
 
@@ -143,9 +143,17 @@ def load_model(path: str | Path, device: str, names: set[str]) -> Model:
     )
 
 
-def open_test_data(model: Model, data: str | VersionRef, cfg: EvalConfig) -> ShardData | MarkovData:
+def open_test_data(
+    model: Model, data: str | VersionRef, cfg: EvalConfig, significance: str | None = None
+) -> ShardData | MarkovData:
     """The test pairs' source in the model's tokens; refuses a checkpoint whose own test split is smaller
     than the one evaluated (some evaluated documents would then have been trained on)."""
+    max_len = getattr(getattr(model.variant, "cfg", None), "max_len", None)
+    if max_len is not None and cfg.prompt_max + cfg.cont_len > max_len:
+        raise ConfigError(
+            f"{model.path}: prompts of up to {cfg.prompt_max} + {cfg.cont_len} tokens exceed the model's "
+            f"max_len {max_len}"
+        )
     if model.train.test_frac < cfg.test_frac:
         raise ConfigError(
             f"{model.path} was trained with test_frac {model.train.test_frac}; evaluating test_frac "
@@ -161,8 +169,9 @@ def open_test_data(model: Model, data: str | VersionRef, cfg: EvalConfig) -> Sha
         cont_len=cfg.cont_len,
     )
     if isinstance(data, VersionRef):
-        return ShardData(data, model.tok, options, table=cfg.table)
-    return open_data(data, model.tok, options, table=cfg.table)
+        sig = parse_data_spec(significance) if significance else None
+        return ShardData(data, model.tok, options, significance=sig, table=cfg.table)
+    return open_data(data, model.tok, options, significance=significance, table=cfg.table)
 
 
 def num_bytes(tok: Tokenizer, ids: Sequence[int]) -> int:
@@ -180,7 +189,7 @@ def score_likelihood(model: Model, source, cfg: EvalConfig) -> dict[str, Any]:
     """NLL (nats), tokens and bytes over the test pairs' continuations; keeps the pairs for generation."""
     torch.manual_seed(cfg.seed)  # diffusion bounds draw noise: the same draws on every run
     device = torch.device(cfg.device)
-    total = tokens = n_bytes = 0.0
+    total = tokens = n_bytes = cont_tokens = 0.0
     for batch in source.eval_batches("test", batch_size=cfg.batch_size, max_examples=cfg.max_examples):
         nll, n = model.variant.nll(batch.to(device))
         total, tokens = total + float(nll), tokens + float(n)
@@ -188,6 +197,7 @@ def score_likelihood(model: Model, source, cfg: EvalConfig) -> dict[str, Any]:
         for b, (plen, end) in enumerate(zip(batch.prompt_len.tolist(), ends, strict=True)):
             ids = batch.tokens[b, :end].tolist()
             n_bytes += num_bytes(model.tok, ids[plen:])
+            cont_tokens += end - plen
             doc_id = batch.doc_ids[b] if batch.doc_ids else f"synthetic-{len(model.pairs)}"
             model.pairs.append((doc_id, ids, plen))
     if not tokens:
@@ -198,7 +208,11 @@ def score_likelihood(model: Model, source, cfg: EvalConfig) -> dict[str, Any]:
     return {
         "nll": total / tokens,
         "perplexity": math.exp(min(total / tokens, 50)),
-        "bits_per_byte": metrics.bits_per_byte(total, int(n_bytes)) if n_bytes else None,
+        # per scored token, times the continuation's tokens: the same as total / bytes when every
+        # continuation token is scored (exact, bound); a proxy may score a subset of them
+        "bits_per_byte": metrics.bits_per_byte(total / tokens * cont_tokens, int(n_bytes))
+        if n_bytes
+        else None,
         "test_pairs": len(model.pairs),
         "test_tokens": int(tokens),
     }
@@ -398,7 +412,12 @@ def markdown_table(rows: list[dict[str, Any]], columns=COLUMNS) -> str:
         cells = []
         for key, _, fmt in present:
             value = r.get(key)
-            cell = "-" if value is None else fmt.format(value)
+            if value is None:
+                cell = "-"
+            elif isinstance(value, float) and abs(value) >= 1e6:  # an untrained bound can be astronomical
+                cell = f"{value:.3g}"
+            else:
+                cell = fmt.format(value)
             if key == "perplexity" and value is not None and r.get("likelihood") == "bound":
                 cell = "<= " + cell
             cells.append(cell)
@@ -488,9 +507,11 @@ def evaluate(
     out: str | Path,
     cfg: EvalConfig | None = None,
     lid: Lid | None = None,
+    significance: str | None = None,
 ) -> dict[str, str]:
     """Score every checkpoint on the test split of `data` (DATASET[@VERSION] under the data root, a
-    VersionRef, or 'synthetic:markov'); write the table and plots under `out`; return {name: path}."""
+    VersionRef, or 'synthetic:markov'; `significance`: a version with its significance table, for
+    variants that use removal ranks); write the table and plots under `out`; return {name: path}."""
     cfg = cfg or EvalConfig()
     if not ckpts:
         raise ConfigError("no checkpoint given: pass at least one --ckpt DIR")
@@ -499,7 +520,7 @@ def evaluate(
     names: set[str] = set()
     models = [load_model(p, cfg.device, names) for p in ckpts]
 
-    scores = {m.name: score_likelihood(m, open_test_data(m, data, cfg), cfg) for m in models}
+    scores = {m.name: score_likelihood(m, open_test_data(m, data, cfg, significance), cfg) for m in models}
     judge = pick_judge(models, scores)
     log: list[dict[str, Any]] = []
     frontier: list[dict[str, Any]] = []
@@ -546,6 +567,7 @@ def evaluate(
     paths["completions"].write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in log))
     summary = {
         "data": str(data),
+        "significance": significance,
         "config": asdict(cfg),
         "judge": judge.name if judge else None,
         "rows": rows,

@@ -602,13 +602,25 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, str]:
                 warmup_steps=warmup,
             )
             finetune(dirs[base], tcfg)
-        per_seed[seed] = {
-            arm: measure(
-                dirs[arm], prepared, cfg, prepared.train_texts[arm] if arm in ("cs", "mono") else None
-            )
-            for arm in ARMS
-        }
-        (runs / "measurements.json").write_text(json.dumps(per_seed[seed], indent=2))
+        # measurements are kept with the checkpoint step they were taken at: a rerun reuses them
+        cache_file = runs / "measurements.json"
+        cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+        per_seed[seed] = {}
+        settings = [
+            prepared.cs,
+            cfg.eval_windows,
+            cfg.cloze_context,
+            cfg.mem_passages,
+            cfg.mem_prefix,
+            cfg.mem_suffix,
+        ]
+        for arm in ARMS:
+            key = json.dumps([checkpoint.read_state(dirs[arm])["step"], *settings])
+            if cache.get(arm, {}).get("key") != key:
+                mem_texts = prepared.train_texts[arm] if arm in ("cs", "mono") else None
+                cache[arm] = {"key": key, **measure(dirs[arm], prepared, cfg, mem_texts)}
+            per_seed[seed][arm] = cache[arm]
+        cache_file.write_text(json.dumps(cache, indent=2))
 
     rows = summarize(per_seed, prepared)
     paths = {

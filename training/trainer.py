@@ -260,12 +260,18 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dic
     state = checkpoint.read_state(out)
     if state is not None:
         _check_resumable(out, cfg)
+        if state.get("world_size", 1) != world:
+            raise ConfigError(
+                f"{out} was trained on {state.get('world_size', 1)} rank(s), not {world}: resume it on as many"
+            )
 
     module = load_variant(cfg.variant)
     model_cfg = make_config(cfg.variant, cfg.model)
     longest = max(cfg.seq_len, cfg.prompt_max + cfg.cont_len)
     if getattr(model_cfg, "max_len", longest) < longest:
-        raise ConfigError(f"model max_len {model_cfg.max_len} < {longest} (seq_len, or prompt_max + cont_len)")
+        raise ConfigError(
+            f"model max_len {model_cfg.max_len} < {longest} (seq_len, or prompt_max + cont_len)"
+        )
     options = DataOptions(
         seq_len=cfg.seq_len,
         batch_size=cfg.batch_size,
@@ -299,7 +305,9 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dic
         _seed_everything(cfg.seed + 1000 * rank)  # ranks draw different noise
 
     if cfg.compile:
-        variant.backbone.compile()
+        if not isinstance(getattr(variant, "backbone", None), nn.Module):
+            raise ConfigError(f"compile needs a variant with a .backbone module; {cfg.variant!r} has none")
+        variant.backbone.compile()  # in place: parameter names (and checkpoints) stay the same
     wrapped: nn.Module = LossModule(variant)
     if world > 1:
         wrapped = nn.parallel.DistributedDataParallel(

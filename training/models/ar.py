@@ -65,6 +65,7 @@ class AR(nn.Module):
         loss = token_nll.sum() / n.clamp_min(1)
         return loss, {"nll": loss.item()}
 
+    @torch.no_grad()
     def nll(self, batch: Batch) -> tuple[Tensor, Tensor]:
         token_nll, n = self._scored_nll(batch)
         return token_nll.sum(), n

@@ -37,6 +37,9 @@ def evaluate(
     ckpt: Annotated[list[str], typer.Option(help="run directory written by `wikimix train` (repeatable)")],
     data: Annotated[str, typer.Option(help="DATASET or DATASET@VERSION whose fixed test split is scored")],
     out: Annotated[str, typer.Option(help="directory for the table, plots and completions")],
+    significance: Annotated[
+        str | None, typer.Option(help="DATASET or DATASET@VERSION with a significance table")
+    ] = None,
     prompt_min: Annotated[int, typer.Option(help="shortest prompt in tokens")] = 100,
     prompt_max: Annotated[int, typer.Option(help="longest prompt in tokens")] = 200,
     cont_len: Annotated[int, typer.Option(help="completion length in tokens")] = 50,
@@ -67,7 +70,7 @@ def evaluate(
         device=device,
         seed=seed,
     )
-    paths = run_evaluation(ckpt, data, out, cfg, lid=fasttext_lid if lid else None)
+    paths = run_evaluation(ckpt, data, out, cfg, lid=fasttext_lid if lid else None, significance=significance)
     typer.echo(Path(paths["comparison_md"]).read_text())
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")

@@ -1,0 +1,183 @@
+"""Training throughput: tokens/s of each variant vs `ar` at the budget's size, and the trainer's overhead
+vs a bare loop on the same model and the same batches. Last line: `trainer_vs_bare=<x>` (target >= 0.95).
+
+    .venv/bin/python bench/train_throughput.py --budget bench-cpu --steps 8 --threads 2
+
+Data: the shared XQuAD paragraphs (6 languages) written as a `documents` version in a temp data root,
+BPE 8192 trained on them (bytes for llada-byte). The bare loop is the minimal step any training needs:
+zero_grad, autocast forward, backward, clip, AdamW step; the trainer adds the data stream, LR schedule,
+logging and metrics. Both are timed over the same steps after `--warmup` untimed steps, interleaved
+`--repeats` times (best of each) because the machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from storage.store import write_version  # noqa: E402
+from training.blocks import count_parameters  # noqa: E402
+from training.config import make_config  # noqa: E402
+from training.data import DataOptions, ShardData  # noqa: E402
+from training.models import load_variant  # noqa: E402
+from training.models import make_config as model_config  # noqa: E402
+from training.tokenizers import BPETokenizer, ByteTokenizer  # noqa: E402
+from training.trainer import LossModule, make_optimizer, train  # noqa: E402
+
+
+def xquad_documents(shared: Path) -> list[dict]:
+    rows = []
+    for path in sorted((shared / "corpus" / "xquad").glob("xquad.*.json")):
+        lang = path.name.split(".")[1]
+        for i, article in enumerate(json.loads(path.read_text())["data"]):
+            for j, para in enumerate(article["paragraphs"]):
+                rows.append({"doc_id": f"xquad-{lang}-{i}-{j}", "text": para["context"], "langs": [lang]})
+    return rows
+
+
+def bare_tok_per_s(variant, batches, cfg, warmup: int) -> float:
+    """The minimal loop: no data stream, schedule, logging or metrics."""
+    optimizer = make_optimizer(variant, cfg)
+    step_fn = LossModule(variant)
+    variant.train()
+    start, tokens = 0.0, 0
+    for i, batch in enumerate(batches):
+        if i == warmup:
+            start, tokens = time.perf_counter(), 0
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            loss, _ = step_fn(batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(variant.parameters(), cfg.grad_clip)
+        optimizer.step()
+        tokens += batch.num_tokens
+    return tokens / (time.perf_counter() - start)
+
+
+def trainer_tok_per_s(cfg, warmup: int) -> float:
+    """Tokens/s of the trainer between the end of step `warmup` and the last step (from metrics.jsonl)."""
+    train(cfg)
+    rows = [json.loads(line) for line in (Path(cfg.out) / "metrics.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if "loss" in r]
+    first, last = next(r for r in rows if r["step"] == warmup), rows[-1]
+    elapsed = lambda r: r["tokens"] / r["tok_per_s"]  # noqa: E731 (tok_per_s is cumulative from step 1)
+    return (last["tokens"] - first["tokens"]) / (elapsed(last) - elapsed(first))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--budget", default="bench-cpu")
+    parser.add_argument("--variants", default="ar,mdlm,llada-byte")
+    parser.add_argument("--steps", type=int, default=8, help="timed steps")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed first steps")
+    parser.add_argument("--repeats", type=int, default=2, help="bare/trainer measurements, best of each")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--seq-len", type=int, default=None)
+    parser.add_argument("--precision", default="bf16")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    shared = Path(os.environ.get("WIKIMIX_SHARED", REPO.parent / "shared"))
+    total = args.warmup + args.steps
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "data"
+        ref = write_version(root, "xq-docs", {"documents": xquad_documents(shared)}, num_shards=4)
+        base = make_config(
+            "ar",
+            budget=args.budget,
+            data=f"xq-docs@{ref.version}",
+            out=f"{tmp}/run",
+            overrides={
+                "precision": args.precision,
+                "batch_size": args.batch_size,
+                "seq_len": args.seq_len,
+                "threads": args.threads,
+            },
+        )
+        options = DataOptions(
+            seq_len=base.seq_len, batch_size=base.batch_size, val_frac=base.val_frac, test_frac=base.test_frac
+        )
+        t0 = time.perf_counter()
+        bpe = BPETokenizer.train(ShardData(ref, ByteTokenizer(), options).texts(), base.vocab_size)
+        bpe.save(Path(tmp) / "tokenizer.json")
+        print(
+            f"data: {ref.num_rows('documents')} XQuAD paragraphs; BPE {bpe.vocab_size} in {time.perf_counter() - t0:.1f}s"
+        )
+        print(
+            f"budget {args.budget}: batch {base.batch_size} x {base.seq_len}, {args.precision}, "
+            f"{args.threads} threads, {args.steps} timed steps after {args.warmup}"
+        )
+
+        rates: dict[str, float] = {}
+        for name in args.variants.split(","):
+            module = load_variant(name)
+            tok = ByteTokenizer() if getattr(module, "TOKENIZER", None) == "byte" else bpe
+            cfg = make_config(
+                name,
+                budget=args.budget,
+                data="x",
+                out="y",
+                overrides={
+                    "precision": args.precision,
+                    "batch_size": args.batch_size,
+                    "seq_len": args.seq_len,
+                },
+            )
+            batches = list(itertools.islice(ShardData(ref, tok, options).train_batches(), total))
+            torch.manual_seed(0)
+            variant = module.build(model_config(name, cfg.model), tok.vocab_size, tok.special)
+            rates[name] = bare_tok_per_s(variant, batches, cfg, args.warmup)
+            print(
+                f"{name:>16}: {count_parameters(variant) / 1e6:6.2f}M params  {rates[name]:8.0f} tok/s  "
+                f"x{rates[name] / rates.get('ar', rates[name]):.2f} of ar  ({tok.name} tokens)"
+            )
+
+        # the trainer vs the bare loop: same model (ar), same batches, interleaved, best of each
+        batches = list(itertools.islice(ShardData(ref, bpe, options).train_batches(), total))
+        bare, trainer = [], []
+        for r in range(args.repeats):
+            torch.manual_seed(0)
+            variant = load_variant("ar").build(model_config("ar", base.model), bpe.vocab_size, bpe.special)
+            bare.append(bare_tok_per_s(variant, batches, base, args.warmup))
+            cfg = make_config(
+                "ar",
+                budget=args.budget,
+                data=f"xq-docs@{ref.version}",
+                out=f"{tmp}/run{r}",
+                tokenizer=str(Path(tmp) / "tokenizer.json"),
+                max_steps=total,
+                overrides={
+                    "precision": args.precision,
+                    "batch_size": args.batch_size,
+                    "seq_len": args.seq_len,
+                    "threads": args.threads,
+                    "log_every": 1,
+                    "eval_every": 0,
+                    "save_every": 0,
+                    "eval_examples": 1,
+                    "progress": False,
+                    "warmup_steps": 1,
+                },
+            )
+            os.environ["WIKIMIX_DATA"] = str(root)
+            trainer.append(trainer_tok_per_s(cfg, args.warmup))
+            print(f"repeat {r}: bare {bare[-1]:.0f} tok/s, trainer {trainer[-1]:.0f} tok/s")
+        print(f"trainer_vs_bare={max(trainer) / max(bare):.3f}")
+
+
+if __name__ == "__main__":
+    main()
