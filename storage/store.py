@@ -92,8 +92,13 @@ def params_hash(params: dict[str, Any]) -> str:
 
 
 def new_version_id(params: dict[str, Any] | None = None) -> str:
-    """Time-ordered id: 20261122T133512Z-<params hash>."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + params_hash(params or {})
+    """Time-ordered, unique id: 20261122T133512Z-<params hash>-<random>.
+
+    The random part keeps two writers started in the same second (same parameters) apart; a run that
+    must resume passes its version explicitly.
+    """
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return f"{stamp}-{params_hash(params or {})}-{uuid.uuid4().hex[:6]}"
 
 
 @dataclass(frozen=True)
@@ -317,7 +322,7 @@ class VersionWriter:
         manifest = {
             "dataset": self.dataset,
             "version": self.version,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "created_at": datetime.now(UTC).isoformat(timespec="microseconds"),  # orders "latest"
             "code_version": code_version(),
             "params": self.params,
             "parents": [{"dataset": p.dataset, "version": p.version} for p in self.parents],

@@ -177,6 +177,11 @@ def test_manifest_records_hashes_rows_schema_params_and_parents(data_root: Path)
     assert open_version(data_root, "docs") == child
 
 
+def test_auto_version_ids_never_collide(data_root: Path):
+    refs = {write_version(data_root, "wiki", {"pages": sample_rows("pages", 1)}, params={"a": 1}) for _ in range(5)}
+    assert len(refs) == 5 and len(list_versions(data_root, "wiki")) == 5
+
+
 def test_versions_are_immutable_and_latest_is_newest(data_root: Path):
     a = write_version(data_root, "wiki", {"pages": sample_rows("pages")}, version="v1")
     b = write_version(data_root, "wiki", {"pages": sample_rows("pages", 2)}, version="v2")
