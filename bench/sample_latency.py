@@ -33,11 +33,11 @@ from wikimix.errors import ConfigError, WikimixError  # noqa: E402
 BPE_SPECIAL = SpecialIds(*range(len(SPECIAL_TOKENS)))  # BPETokenizer puts the specials at 0..3
 
 
-def fresh_models(budget: str, device: str) -> dict[str, torch.nn.Module]:
-    """Every variant that exists, built at the budget's model size (vocab: the budget's BPE, or bytes)."""
+def fresh_models(budget: str, device: str, names: list[str]) -> dict[str, torch.nn.Module]:
+    """The named variants that exist, built at the budget's model size (vocab: the budget's BPE, or bytes)."""
     preset = BUDGETS[budget]
     models = {}
-    for name in VARIANTS:
+    for name in names:
         try:
             module = load_variant(name)
         except ConfigError as exc:
@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> float:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", action="append", default=[], help="trained run directory (repeatable)")
     parser.add_argument("--budget", default="bench-cpu", choices=sorted(BUDGETS))
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated (default: all)")
     parser.add_argument("--steps", default="16,32,64", help="diffusion sampler steps, comma-separated")
     parser.add_argument("--headline-steps", type=int, default=64)
     parser.add_argument("--prompt-len", type=int, default=150)
@@ -106,7 +107,11 @@ def main(argv: list[str] | None = None) -> float:
     torch.set_num_threads(args.threads)
     steps = sorted({int(s) for s in args.steps.split(",")} | {args.headline_steps})
     models = (
-        checkpoint_models(args.ckpt, args.device) if args.ckpt else fresh_models(args.budget, args.device)
+        checkpoint_models(args.ckpt, args.device)
+        if args.ckpt
+        else fresh_models(
+            args.budget, args.device, [v.strip() for v in args.variants.split(",") if v.strip()]
+        )
     )
     if "ar" not in models or "mdlm" not in models:
         raise WikimixError("the headline needs both an ar and an mdlm model")
@@ -114,7 +119,7 @@ def main(argv: list[str] | None = None) -> float:
     for name, model in models.items():
         for s in [args.new_tokens] if name == "ar" else steps:
             calls[(name, s)] = completion_call(model, args.prompt_len, args.new_tokens, s, args.device)
-            calls[(name, s)]()  # warm-up
+            print(f"warm-up {name} steps={s}: {timed(calls[(name, s)], args.device):.3f} s", flush=True)
     # rounds alternate over every point and the best of each is kept, so CPU contention from other work
     # hits all points alike instead of whichever happened to run during it
     best = {key: math.inf for key in calls}

@@ -3,7 +3,7 @@
 Keys are `<corpus>-<what>` (lowercase letters, digits, dashes), e.g. `sample-dataset-card`:
   <corpus>-dataset-card            table: per language pages, sections, words
   <corpus>-codeswitch-metrics      table: code-switching metrics per mixing policy and overall
-  <corpus>-sample-documents        markdown: a few code-switched documents, segment by segment
+  <corpus>-example-documents       markdown: a few code-switched documents, segment by segment
   <corpus>-significance-examples   markdown: the noising order of a few documents
   <corpus>-<dataset>-location      link: where a dataset version's shards are
   <corpus>-training-curves         image: loss curves of every trained variant
@@ -106,7 +106,7 @@ def sample_documents(corpus: str, documents: VersionRef, n: int = 3) -> str:
             lid = f"{seg['lid_lang']} {seg['lid_prob']:.2f}" if seg.get("lid_lang") else ""
             parts.append(f"| {i} | {seg['lang']} | {lid} | {text} |")
         parts.append("")
-    key = artifact_key(corpus, "sample-documents")
+    key = artifact_key(corpus, "example-documents")
     create_markdown_artifact(markdown="\n".join(parts), key=key, description=f"Samples of {documents}")
     return key
 

@@ -69,6 +69,17 @@ def commit_version(
     return ref_from_path(f"{root.rstrip('/')}/{dataset}/{version}").path
 
 
+def run_shards(runner, step, num_shards: int, progress: artifacts.Progress | None = None, **params) -> list:
+    """One task per shard (rank r of num_shards) on the task runner; their results in shard order."""
+    futures = [
+        runner.submit(step, {**params, "rank": r, "world_size": num_shards}) for r in range(num_shards)
+    ]
+    for done, _ in enumerate(as_completed(futures), start=1):
+        if progress is not None:
+            progress.update(done, num_shards)
+    return [f.result() for f in futures]
+
+
 # --- stage tasks --------------------------------------------------------------------------------------
 
 
@@ -154,7 +165,7 @@ def documents_shard(
 
 @task(cache_policy=CACHE_POLICY, **retry_policy())
 def significance_shard(
-    root: str, docs: str, dataset: str, version: str, rankers: list[str], shard: int, num_shards: int
+    root: str, docs: str, dataset: str, version: str, rankers: list[str], rank: int, world_size: int
 ) -> list[str]:
     """Significance rankings of one documents shard (the slowest step on a CPU: the unit of resume)."""
     from pipeline.encoder import Encoder, EncoderConfig
@@ -167,7 +178,8 @@ def significance_shard(
     needs_encoder = any(r in ("loo", "greedy") for r in rankers)
     encoder = Encoder(EncoderConfig()) if needs_encoder else None
     ranker_objs = [make_ranker(name, encoder, docs=docs_ref) for name in rankers]
-    return rank_version(docs_ref, writer, ranker_objs, rank=shard, world_size=num_shards, progress=False)
+    # documents shard i -> rank i % world_size: with one rank per documents shard, exactly shard `rank`
+    return rank_version(docs_ref, writer, ranker_objs, rank=rank, world_size=world_size, progress=False)
 
 
 # --- the flow -----------------------------------------------------------------------------------------
@@ -198,10 +210,11 @@ def build_corpus(
         raise ConfigError(f"shards must be >= 1, got {shards}")
     root = resolve_root(None)
     opts = {"refresh_cache": True} if refresh_cache else {}
-    plan, commit = (persisted(t, root).with_options(**opts) for t in (plan_version, commit_version))
 
     def stage(t):
         return persisted(t, root).with_options(**opts)
+
+    plan, commit = stage(plan_version), stage(commit_version)
 
     # 1. fetch -> sections (pages, sections, fetch_log)
     if source == "dumps":
@@ -215,81 +228,37 @@ def build_corpus(
 
     with make_task_runner(task_runner) as runner:
         # 2. align (sharded by concept)
-        align_params = {"world_size": shards}
-        version = plan(root, f"{name}-align", align_params, [wiki])
-        futures = [
-            runner.submit(
-                stage(align_shard),
-                {
-                    "root": root,
-                    "wiki": wiki,
-                    "dataset": f"{name}-align",
-                    "version": version,
-                    "rank": r,
-                    "world_size": shards,
-                },
-            )
-            for r in range(shards)
-        ]
-        align = commit(root, f"{name}-align", version, align_params, [wiki], [f.result() for f in futures])
+        params = {"world_size": shards}
+        version = plan(root, f"{name}-align", params, [wiki])
+        reports = run_shards(
+            runner, stage(align_shard), shards, root=root, wiki=wiki, dataset=f"{name}-align", version=version
+        )
+        align = commit(root, f"{name}-align", version, params, [wiki], reports)
         logger.info("align: %s", ref_from_path(align))
 
-        # 3. code-switched documents + LID + metrics (sharded by concept)
-        build = {
-            "policy": policy,
-            "granularity": granularity,
-            "seed": seed,
-            "min_langs": min_langs,
-            "max_chars": max_chars,
-        }
-        docs_params = {**build, "world_size": shards}
-        version = plan(root, f"{name}-docs", docs_params, [wiki, align])
-        futures = [
-            runner.submit(
-                stage(documents_shard),
-                {
-                    "root": root,
-                    "wiki": wiki,
-                    "align": align,
-                    "dataset": f"{name}-docs",
-                    "version": version,
-                    "config": build,
-                    "rank": r,
-                    "world_size": shards,
-                },
-            )
-            for r in range(shards)
-        ]
-        reports = [f.result() for f in futures]
-        docs = commit(root, f"{name}-docs", version, docs_params, [wiki, align], reports)
+        # 3. code-switched documents + fastText LID + code-switching metrics (sharded by concept)
+        build = dict(
+            policy=policy, granularity=granularity, seed=seed, min_langs=min_langs, max_chars=max_chars
+        )
+        params = {**build, "world_size": shards}
+        version = plan(root, f"{name}-docs", params, [wiki, align])
+        reports = run_shards(
+            runner, stage(documents_shard), shards,
+            root=root, wiki=wiki, align=align, dataset=f"{name}-docs", version=version, config=build,
+        )  # fmt: skip
+        docs = commit(root, f"{name}-docs", version, params, [wiki, align], reports)
         docs_ref = ref_from_path(docs)
         logger.info("docs: %s (%d documents)", docs_ref, docs_ref.num_rows("documents"))
 
-        # 4. significance (one task per documents shard; progress artifact as shards finish)
-        n_doc_shards = max(1, len(docs_ref.files("documents")))
-        sig_params = {"rankers": rankers}
-        version = plan(root, f"{name}-sig", sig_params, [docs])
+        # 4. significance: one task per documents shard, the slowest stage: a progress artifact
+        params = {"rankers": rankers}
+        version = plan(root, f"{name}-sig", params, [docs])
         progress = artifacts.Progress(f"{name}-significance-progress", f"significance of {docs_ref}")
-        futures = [
-            runner.submit(
-                stage(significance_shard),
-                {
-                    "root": root,
-                    "docs": docs,
-                    "dataset": f"{name}-sig",
-                    "version": version,
-                    "rankers": rankers,
-                    "shard": i,
-                    "num_shards": n_doc_shards,
-                },
-            )
-            for i in range(n_doc_shards)
-        ]
-        done = []
-        for future in as_completed(futures):
-            done += future.result()
-            progress.update(len(done), n_doc_shards)
-        sig = commit(root, f"{name}-sig", version, sig_params, [docs], sorted(done))
+        reports = run_shards(
+            runner, stage(significance_shard), max(1, len(docs_ref.files("documents"))),
+            root=root, docs=docs, dataset=f"{name}-sig", version=version, rankers=rankers, progress=progress,
+        )  # fmt: skip
+        sig = commit(root, f"{name}-sig", version, params, [docs], reports)
         logger.info("significance: %s", ref_from_path(sig))
 
     # 5. manifest: what the UI shows of this build

@@ -13,6 +13,7 @@ With `task_runner="dask:tcp://scheduler:8786"`, train-all runs the variants in p
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,8 @@ def train_run(
     from training.config import make_config
     from training.trainer import train
 
+    # training resolves DATASET@VERSION under $WIKIMIX_DATA: make it this flow's root (e.g. on a Dask worker)
+    os.environ["WIKIMIX_DATA"] = root
     cfg = make_config(
         variant, budget=budget, overrides=overrides, data=data, out=out, significance=significance or None
     )

@@ -12,10 +12,13 @@ its candidates, never the language of the segment before: a slot whose only lang
 skipped. Granularity:
 - sentence: one segment per slot;
 - clause: inside a slot with several languages, clauses chain across them (clause 1 in uk, the clause
-  that continues it in vi, the next in ja ...), following relative character position.
+  that continues it in vi, the next in ja ...), following relative character position;
+- word: inside a slot with several languages, spans cut at the anchors the sentences share (numbers,
+  names) chain across them: 'In 1905' (en) ', Albert Einstein' (vi) 'publicó ...' (es). Aligned spans,
+  not a dictionary: a sentence without shared anchors stays whole.
 Policies: `uniform` (every allowed language alike), `weighted` (`weights` per language), `curriculum`
-(the staged code-switching curriculum: documents for each stage of clause -> sentence -> monolingual,
-policy 'curriculum:<stage>'). Until `min_langs` languages are used, unused ones are preferred; a document
+(the staged code-switching curriculum of Yoo et al. 2024, token -> sentence -> monolingual: documents for
+each stage word -> sentence -> monolingual, policy 'curriculum:<stage>'). Until `min_langs` languages are used, unused ones are preferred; a document
 with fewer languages is dropped and counted. Same inputs + seed = same documents. Every segment keeps its
 intended language, fastText LID language and probability, character span and provenance; every document
 its code-switching metrics.
@@ -26,7 +29,9 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import statistics
+import unicodedata
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -37,8 +42,10 @@ from pipeline.sentences import split_clauses, split_sentences
 from wikimix.errors import ConfigError, WikimixError
 
 POLICIES = ("uniform", "weighted", "curriculum")
-GRANULARITIES = ("sentence", "clause")
-CURRICULUM_STAGES = ("clause", "sentence", "monolingual")
+GRANULARITIES = ("sentence", "clause", "word")
+CURRICULUM_STAGES = ("word", "sentence", "monolingual")  # token -> sentence -> monolingual (Yoo et al. 2024)
+# Aligned-span cut points: numbers (any script's digits) and capitalised Latin-script words (names).
+SPAN_ANCHOR = re.compile(r"\d+(?:[.,\u00a0\u202f]\d+)*|[A-Z\u00c0-\u00de][A-Za-z\u00c0-\u024f'\-]+")
 CLAUSE_DRIFT = 0.12  # how far (share of the sentence) a clause in another language may start from here
 
 
@@ -132,6 +139,65 @@ def _clause_chain(slot: Slot, first: str, recent: deque, used: set[str], cfg: Bu
     return pieces
 
 
+def _span_anchors(text: str) -> dict[str, int]:
+    """{anchor: end offset} of the anchors that occur exactly once in a sentence (numbers, names)."""
+    seen: Counter = Counter()
+    ends: dict[str, int] = {}
+    for m in SPAN_ANCHOR.finditer(text):
+        tok = m.group()
+        if not tok[0].isdigit() and (len(tok) < 3 or not text[: m.start()].strip()):
+            continue  # a capital that only starts the sentence ('In', 'The') is no name
+            key = "n:" + "".join(str(unicodedata.digit(c)) for c in tok if c.isdigit())
+        else:
+            key = "w:" + tok.casefold()
+        seen[key] += 1
+        ends[key] = m.end()
+    return {k: e for k, e in ends.items() if seen[k] == 1}
+
+
+def _digit_follows(text: str, end: int) -> bool:
+    """A cut after '817' in '817 000' would split one number in two."""
+    rest = text[end:].lstrip()
+    return bool(rest) and rest[0].isdigit()
+
+
+def _word_chain(slot: Slot, first: str, recent: deque, cfg: BuildConfig, rng, used: set[str]) -> list:
+    """[candidate, start, end] pieces cut at anchors the sentences share: word-level switching over
+    aligned spans. 'In 1905 | , Albert Einstein | published ...' with each span from another language:
+    after a span that ends at anchor k, the next language continues right after its own k."""
+    anchors = {lang: _span_anchors(c.text) for lang, c in slot.candidates.items()}
+    pieces: list[list] = []
+    lang, start, here = first, 0, {x: 0 for x in slot.candidates}  # here: each language's current point
+    while True:
+        text = slot.candidates[lang].text
+        tail = (list(recent) + [p[0].lang for p in pieces] + [lang])[-cfg.avoid_recent :]
+        others = [x for x in sorted(slot.candidates) if x not in tail and x != lang]
+        cut = None
+        for key, end in sorted(anchors[lang].items(), key=lambda kv: kv[1]):
+            if end <= start or not any(ch.isalpha() for ch in text[start:end]) or _digit_follows(text, end):
+                continue
+            nxt = [
+                x
+                for x in others
+                if anchors[x].get(key, -1) > here[x]
+                and any(ch.isalpha() for ch in slot.candidates[x].text[anchors[x][key] :])
+                and not _digit_follows(slot.candidates[x].text, anchors[x][key])
+            ]
+            if nxt:
+                cut = (key, end, nxt)
+                break
+        if cut is None:
+            pieces.append([slot.candidates[lang], start, len(text)])
+            return pieces
+        key, end, nxt = cut
+        pieces.append([slot.candidates[lang], start, end])
+        for x in slot.candidates:
+            if key in anchors[x]:
+                here[x] = anchors[x][key]
+        lang = _choose(nxt, used | {p[0].lang for p in pieces}, cfg, rng)
+        start = here[lang]
+
+
 def compose(
     slots: list[Slot], cfg: BuildConfig, granularity: str, rng: random.Random
 ) -> tuple[list[list[dict]], Counter]:
@@ -161,12 +227,17 @@ def compose(
         lang = _choose(allowed, used, cfg, rng)
         if granularity == "clause" and len(slot.candidates) > 1:
             pieces = _clause_chain(slot, lang, recent, used, cfg, rng)
+        elif granularity == "word" and len(slot.candidates) > 1:
+            pieces = _word_chain(slot, lang, recent, cfg, rng, used)
         else:
             cand = slot.candidates[lang]
             pieces = [(cand, 0, len(cand.text))]
         for cand, a, b in pieces:
-            text = cand.text[a:b].strip()
+            text = cand.text[a:b].strip(" \t\n,;:、，")
             if not text:
+                continue
+            if current and current[-1]["lang"] == cand.lang:
+                stats["pieces_dropped_repeat"] += 1  # an empty piece in between: never two alike in a row
                 continue
             current.append({"text": text, "lang": cand.lang, "source": cand.source})
             recent.append(cand.lang)

@@ -637,6 +637,7 @@ def crawl(
     from storage.store import VersionWriter
 
     config = config or FetchConfig()
+    titles = list(titles)
     langs_set = set(langs) if langs is not None else None
     run = Crawl(config, rate_limit, progress, sleep)
     home_lang = None
@@ -677,13 +678,20 @@ def crawl(
         reused_keys = set(from_prev)
         have.update(from_prev)
     reused = len(reused_keys)
-    fetched_before = len(have) - reused
+    resumed = len(have) - reused  # staged by an interrupted run of this version
     by_lang: dict[str, list[int]] = {}
     for r in wanted.values():
         if (r.wiki, r.rev_id) not in have:
             by_lang.setdefault(r.lang, []).append(r.rev_id)
+    fetched_now = 0
+
+    def stage(rows: list[dict]) -> None:
+        nonlocal fetched_now
+        have.update(staging.write(rows))
+        fetched_now += len(rows)
+
     for lang, rev_ids in sorted(by_lang.items()):
-        run.fetch_content(lang, sorted(rev_ids), lambda rows: have.update(staging.write(rows)))
+        run.fetch_content(lang, sorted(rev_ids), stage)
 
     # assemble: one row per (wiki, page_id, rev_id), one shard per wiki
     pages_by_wiki: dict[str, list[dict]] = {}
@@ -724,8 +732,8 @@ def crawl(
         "retries": run.stats.retries,
         "waits_s": list(run.stats.waits),
         "pages": stored,
-        "fetched": stored - reused - fetched_before,
-        "resumed": fetched_before,
+        "fetched": fetched_now,
+        "resumed": resumed,
         "reused": reused,
         "errors": statuses.get("error", 0),
         "statuses": dict(statuses),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -17,11 +18,23 @@ from pathlib import Path
 
 import pytest
 
-from flows.server import PrefectServer, flush_to_server, free_port, prefect_env
+from flows.server import PrefectServer, flush_to_server, port_in_use
 
 PREFECT_TEST_HOME = Path(tempfile.mkdtemp(prefix="wikimix-prefect-home-"))
 atexit.register(shutil.rmtree, PREFECT_TEST_HOME, ignore_errors=True)
-SERVER = PrefectServer(home=PREFECT_TEST_HOME / "server", port=free_port())
+
+
+def _quiet_port() -> int:
+    """A free port below the OS's ephemeral range (32768+), so no outgoing connection takes it meanwhile."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(10000, 20000)
+        if not port_in_use(port):
+            return port
+    raise RuntimeError("no free port in 10000..19999")
+
+
+SERVER = PrefectServer(home=PREFECT_TEST_HOME / "server", port=_quiet_port())
 for _name in ("PREFECT_PROFILE", "PREFECT_API_KEY"):
     os.environ.pop(_name, None)
 os.environ.update(SERVER.client_env())

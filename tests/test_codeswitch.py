@@ -75,7 +75,7 @@ def _check_invariants(docs: list[dict], sections: list[dict], exact: bool) -> No
         assert 0 < m["cmi"] <= 100 and 0 < m["m_index"] <= 1 and m["lid_agreement"] is not None
 
 
-@pytest.mark.parametrize("granularity", ["sentence", "clause"])
+@pytest.mark.parametrize("granularity", ["sentence", "clause", "word"])
 def test_documents_keep_every_invariant(xquad_versions, granularity: str) -> None:
     root, _, align, sections = xquad_versions
     ref, [report] = run_codeswitch(align, cfg=BuildConfig(granularity=granularity, seed=1, max_chars=1500))
@@ -85,9 +85,11 @@ def test_documents_keep_every_invariant(xquad_versions, granularity: str) -> Non
     _check_invariants(docs, sections, exact=granularity == "sentence")
     assert {d["concept"] for d in docs} == {row["concept"] for row in sections} - {"Two languages"}
     assert report["concepts_too_few_langs"] == 1  # the two-language concept is counted, not built
-    assert report["lid_agreement"] >= 0.95 and report["min_langs_per_doc"] >= 3
-    if granularity == "clause":
-        # Inside aligned sentences the language changes clause by clause: shorter segments.
+    # LID on short spans ('In 1905', a name) is unreliable: word-level documents agree less often.
+    assert report["lid_agreement"] >= (0.85 if granularity == "word" else 0.95)
+    assert report["min_langs_per_doc"] >= 3
+    if granularity != "sentence":
+        # Inside aligned sentences the language changes clause by clause or span by span: shorter segments.
         assert report["metrics"]["mean_segment_len"] < 30
 
 
@@ -112,12 +114,12 @@ def test_weighted_policy_follows_the_weights(xquad_versions) -> None:
     assert counts.most_common(1)[0][0] == "ru"
 
 
-def test_curriculum_runs_clause_sentence_and_monolingual_stages(xquad_versions) -> None:
+def test_curriculum_runs_word_sentence_and_monolingual_stages(xquad_versions) -> None:
     _, _, align, _ = xquad_versions
     ref, _ = run_codeswitch(align, cfg=BuildConfig(policy="curriculum", lid=False))
     docs = ref.read("documents").to_pylist()
     stages = Counter(d["policy"] for d in docs)
-    assert set(stages) == {"curriculum:clause", "curriculum:sentence", "curriculum:monolingual"}
+    assert set(stages) == {"curriculum:word", "curriculum:sentence", "curriculum:monolingual"}
     mono = [d for d in docs if d["granularity"] == "monolingual"]
     assert all(len(d["langs"]) == 1 for d in mono)
     assert {d["langs"][0] for d in mono} == set(LANGS)
@@ -141,7 +143,7 @@ def test_bad_config_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown policy"):
         BuildConfig(policy="random")
     with pytest.raises(ConfigError, match="granularity"):
-        BuildConfig(granularity="word")
+        BuildConfig(granularity="token")
     with pytest.raises(ConfigError):
         BuildConfig(weights={"uk": -1})
 
@@ -220,3 +222,21 @@ def test_documents_from_the_shared_dumps(shared_dir: Path, data_root: Path) -> N
     assert sum(judged) / len(judged) >= 0.95
     assert all(d["metrics"]["cmi"] > 0 and d["metrics"]["lid_agreement"] is not None for d in docs)
     assert sum(r["documents"] for r in reports) == len(docs)
+
+
+def test_word_granularity_switches_at_shared_anchors() -> None:
+    src = {"wiki": "w", "page_id": 1, "rev_id": 1, "section_idx": 0, "paragraph_idx": 0, "sentence_idx": 0}
+    texts = {
+        "en": "In the year 1905, the physicist Albert Einstein published the theory of special relativity.",
+        "vi": "Vào năm 1905, nhà vật lý Albert Einstein đã công bố thuyết tương đối hẹp.",
+        "es": "En el año 1905, el físico Albert Einstein publicó la teoría de la relatividad especial.",
+    }
+    slot = Slot(0.0, {lang: Candidate(lang, text, src) for lang, text in texts.items()})
+    for seed in range(5):
+        [doc], _ = compose([slot], BuildConfig(lid=False, min_langs=2), "word", random.Random(seed))
+        joined = " ".join(seg["text"] for seg in doc)
+        # Every shared anchor is said exactly once: the spans continue each other without gaps or repeats.
+        assert joined.count("1905") == 1 and joined.count("Einstein") == 1
+        assert len(doc) >= 3 and all(a["lang"] != b["lang"] for a, b in zip(doc, doc[1:], strict=False))
+        assert doc[0]["text"].endswith("1905") and any(s["text"].endswith("Einstein") for s in doc)
+        assert all(seg["text"] in texts[seg["lang"]] for seg in doc)

@@ -197,3 +197,24 @@ def test_concept_table_lookups(dump_dir):
     assert table.concept_of("de", "kiew") == "Kyiv" and table.concept_of("de", "Berlin") is None
     assert table.langlinks("uk", "Київ") == [("de", "Kiew")]
     assert table.group("Kyiv")["uk"].title == "Київ" and table.row("de", "Paris").page_id == 4
+
+
+def test_sample_corpus_ingests_every_concept_page_with_several_sections(data_root):
+    from pipeline.sections import sections_from_page
+    from tests.fixtures_wiki import SAMPLE_DIR
+
+    if not (SAMPLE_DIR / "concepts.tsv").is_file():
+        pytest.skip("samples/wiki not present")
+    table = read_concepts(SAMPLE_DIR / "concepts.tsv")
+    dumps = find_dumps(SAMPLE_DIR)
+    assert set(dumps) == set(table.langs()) and len(dumps) >= 4
+    for lang, path in dumps.items():
+        report = DumpReport()
+        pages = list(iter_dump(path, concepts=table, concepts_only=True, report=report))
+        assert not report.truncated and len(pages) == len(table.titles(lang)) >= 8
+        for page in pages:
+            rows = sections_from_page(page)
+            assert len({r["section_idx"] for r in rows}) >= 3, (lang, page["title"])
+            assert len(page["langlinks"]) == len(table.group(page["concept"])) - 1
+    ref, _ = ingest_dumps(SAMPLE_DIR, SAMPLE_DIR / "concepts.tsv", root=str(data_root), name="sample")
+    assert ref.num_rows("pages") == len(table.rows)

@@ -172,6 +172,16 @@ def test_cli_evaluate_writes_the_table(runs, monkeypatch):
     assert "| mdlm | mdlm |" in result.output and (out / "comparison.parquet").exists()
     # no ar checkpoint: no judge, and the frontier plots token accuracy
     assert pq.read_table(out / "comparison.parquet").column("gen_ppl").to_pylist() == [None, None]
+    # an ar run outside the table may judge
+    result = CliRunner().invoke(app, args + ["--judge", str(runs["dirs"]["ar"])])
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(out / "comparison.parquet").to_pylist()
+    assert [r["model"] for r in table] == ["mdlm", "reference"] and table[0]["judge"] == "ar"
+    assert table[1]["gen_ppl"] > 1  # the true continuation, judged
+    with pytest.raises(ConfigError, match="not an exact-likelihood"):
+        ev.evaluate(
+            [runs["dirs"]["ar"]], runs["spec"], out, ev.EvalConfig(**SMALL), judge=runs["dirs"]["mdlm"]
+        )
     with pytest.raises(ConfigError, match="--steps"):
         _int_list("8,x", "--steps")
 

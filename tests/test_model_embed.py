@@ -191,6 +191,11 @@ def test_sampling_keeps_the_prompt_unchanged(head: str):
     assert torch.equal(out[:, :5], prompt)
     assert torch.equal(model.generate(prompt, 4, seed=1, window=[3, 3, 2, 2, 1, 1]), out)  # seeded
     assert torch.equal(model.generate(prompt, 4, seed=1, clamp=True)[:, :5], prompt)
+    sampled = [
+        model.generate(prompt, 4, generator=torch.Generator().manual_seed(3), temperature=1.0, top_p=0.9)
+        for _ in range(2)
+    ]
+    assert torch.equal(sampled[0], sampled[1]) and torch.equal(sampled[0][:, :5], prompt)
 
 
 def test_prompt_is_clean_and_padding_is_invisible():
@@ -247,17 +252,22 @@ def test_cost_report_counts_each_heads_parameters_and_flops():
 
 @pytest.mark.parametrize("head", ["hyper", "fourier", "window", "plaid"])
 def test_each_head_overfits_a_tiny_batch(head: str):
+    # A short schedule (logsnr_min=-4) and no self-conditioning keep this to ~120 cheap steps.
     torch.manual_seed(0)
-    model = build(tiny(head), VOCAB, SPECIAL)
+    model = build(tiny(head, logsnr_min=-4.0, self_cond=False), VOCAB, SPECIAL)
     tokens = torch.randint(4, VOCAB, (2, 10), generator=torch.Generator().manual_seed(0))
     batch = Batch.from_tokens(tokens, prompt_len=4)
-    before = float(model.denoising_ce(batch, t=0.5))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for _ in range(60):
+
+    def denoising_ce() -> float:  # at a moderate and a high noise level, fixed noise draws
+        return sum(float(model.denoising_ce(batch, t=t)) for t in (0.5, 0.9))
+
+    before = denoising_ce()
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-3)
+    for _ in range(120):
         loss, _ = model.loss(batch)
         opt.zero_grad()
         loss.backward()
         opt.step()
     model.eval()
-    after = float(model.denoising_ce(batch, t=0.5))
-    assert after < 0.3 * before, (before, after)
+    after = denoising_ce()
+    assert after < 0.65 * before, (before, after)

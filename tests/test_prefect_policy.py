@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
 import pytest
 from prefect import flow, task
+from prefect.exceptions import ObjectNotFound
 
 from flows.policy import (
     CACHE_POLICY,
@@ -113,7 +115,22 @@ def test_unchanged_inputs_hit_the_cache_under_the_data_root(prefect_server, data
     assert len(stored) == 3  # one result record per distinct cache key
 
 
+def test_results_persist_under_an_fsspec_data_root(prefect_server):
+    import fsspec
+
+    root = resolve_root("memory://wikimix-results-test")
+    assert root == "memory://wikimix-results-test"
+    first = cached_flow(root, ["one two"])
+    second = cached_flow(root, ["one two"])
+    assert (first[0].name, second[0].name) == ("Completed", "Cached")
+    fs = fsspec.filesystem("memory")
+    assert len(fs.ls("/wikimix-results-test/.prefect/results")) == 1
+
+
 def test_wiki_api_rate_limit_spaces_requests(prefect_client):
+    with contextlib.suppress(ObjectNotFound):  # start from no limit: ensure_rate_limit creates it
+        prefect_client.delete_global_concurrency_limit_by_name(WIKI_API_LIMIT)
+
     @flow
     def requests(n: int) -> float:
         ensure_rate_limit(requests_per_second=5.0)

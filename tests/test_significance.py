@@ -181,7 +181,8 @@ def test_function_words_and_punctuation_go_first(encoder, shared_dir):
     texts = [first_sentences(p, 2) for p in paragraphs[::20][:12]]  # 12 articles' worth, ~600 tokens
     loo = _function_word_effect(texts, LooRanker(encoder).rank(texts))
     assert loo["n_func"] > 200 and loo["n_content"] > 200
-    # Measured on these paragraphs: first quarter 0.43 vs 0.10, AUC 0.79 (chance: 0.5).
+    # Measured on these paragraphs: first quarter 0.43 vs 0.09, AUC 0.76 (chance: 0.5); greedy on its
+    # six sentences 0.45 vs 0.09, AUC 0.76; stat 0.53 vs 0.0, AUC 0.98.
     assert loo["func_first_quarter"] > 2.5 * loo["content_first_quarter"], loo
     assert loo["auc"] > 0.7, loo
 
@@ -280,10 +281,13 @@ def test_rank_version_shards_resume_and_commit(encoder, shared_dir, data_root):
             assert row["ranker_version"] == "unigram-surprisal-v1" and row["encoder"] == ""
     # The documents table is untouched (attributes live beside it).
     assert docs.read("documents", columns=["doc_id", "text"]).to_pylist() == rows
-    # Same scores as ranking the texts directly: the shard unit changes nothing.
-    loo_rows = {r["doc_id"]: r["spans"] for r in table if r["ranker"] == "loo"}
+    # Same scores as ranking the text on its own: the shard unit changes nothing (up to float noise from
+    # a different batch composition).
+    stored = {r["doc_id"]: r["spans"] for r in table if r["ranker"] == "loo"}["doc00"]
     direct = LooRanker(encoder).rank([rows[0]["text"]])[0]
-    assert [s["removal_rank"] for s in loo_rows["doc00"]] == [s["removal_rank"] for s in direct]
+    assert np.allclose([s["score"] for s in stored], [s["score"] for s in direct], atol=1e-5)
+    ranks = np.array([[s["removal_rank"] for s in stored], [s["removal_rank"] for s in direct]])
+    assert np.corrcoef(ranks)[0, 1] > 0.999
 
 
 @pytest.mark.shared

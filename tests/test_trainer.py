@@ -264,3 +264,19 @@ def test_overrides_parse_model_options():
     }
     with pytest.raises(ConfigError, match="expected key=value"):
         parse_overrides(["lr"])
+
+
+def test_registry_names_every_reserved_variant_and_explains_missing_ones(monkeypatch):
+    from training import models
+
+    assert {"ar", "mdlm", "llada-byte", "sdd", "embed", "semantic-insert"} <= set(models.VARIANTS)
+    with pytest.raises(ConfigError, match="unknown variant 'gpt'"):
+        models.load_variant("gpt")
+    monkeypatch.setitem(models.VARIANTS, "ghost", "training.models.ghost")
+    with pytest.raises(ConfigError, match="not available yet"):
+        models.load_variant("ghost")
+    monkeypatch.setitem(models.VARIANTS, "nobuild", "training.variant")
+    with pytest.raises(ConfigError, match="lacks Config or build"):
+        models.load_variant("nobuild")
+    with pytest.raises(ConfigError, match="bad model config"):
+        models.make_config("mdlm", {"sampling_eps": "x"})

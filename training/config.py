@@ -72,7 +72,15 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("stop_at", "warmup_steps", "eval_every", "save_every", "threads", "grad_clip", "weight_decay"):
+        for name in (
+            "stop_at",
+            "warmup_steps",
+            "eval_every",
+            "save_every",
+            "threads",
+            "grad_clip",
+            "weight_decay",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.lr > 0:

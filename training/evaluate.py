@@ -458,6 +458,8 @@ def plot_loss_curves(models: list[Model], path: Path) -> None:
             axes[2].plot(*zip(*val_s, strict=True), marker="o", label=label)
     titles = ("training loss (bound for diffusion)", "validation NLL / token", "validation NLL / token")
     for ax, title, xlabel in zip(axes, titles, ("tokens seen", "tokens seen", "wall time (s)"), strict=True):
+        if ax.lines:
+            ax.set_yscale("log")  # an untrained continuous-diffusion bound can sit orders of magnitude above
         ax.set_title(title)
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
@@ -468,8 +470,11 @@ def plot_loss_curves(models: list[Model], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_frontier(points: list[dict[str, Any]], path: Path, judged: bool) -> None:
-    """Quality (judge perplexity, or token accuracy without a judge) against completion latency."""
+def plot_frontier(
+    points: list[dict[str, Any]], path: Path, judged: bool, reference: float | None = None
+) -> None:
+    """Quality (judge perplexity, or token accuracy without a judge) against completion latency; the
+    judge's perplexity of the true continuations as a dashed line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -484,6 +489,8 @@ def plot_frontier(points: list[dict[str, Any]], path: Path, judged: bool) -> Non
         ax.plot([p["gen_seconds"] for p in mine], [p[key] for p in mine], marker="o", label=name)
         for p in mine:
             ax.annotate(str(p["steps"]), (p["gen_seconds"], p[key]), fontsize=7)
+    if judged and reference is not None:
+        ax.axhline(reference, color="gray", linestyle="--", label="reference text")
     ax.set_xscale("log")
     if judged:
         ax.set_yscale("log")
@@ -508,10 +515,13 @@ def evaluate(
     cfg: EvalConfig | None = None,
     lid: Lid | None = None,
     significance: str | None = None,
+    judge: str | Path | None = None,
 ) -> dict[str, str]:
     """Score every checkpoint on the test split of `data` (DATASET[@VERSION] under the data root, a
     VersionRef, or 'synthetic:markov'; `significance`: a version with its significance table, for
-    variants that use removal ranks); write the table and plots under `out`; return {name: path}."""
+    variants that use removal ranks; `judge`: an `ar` run directory to judge generations instead of the
+    best `ar` among `ckpts`, e.g. a stronger one trained longer); write the table and plots under `out`;
+    return {name: path}."""
     cfg = cfg or EvalConfig()
     if not ckpts:
         raise ConfigError("no checkpoint given: pass at least one --ckpt DIR")
@@ -521,7 +531,17 @@ def evaluate(
     models = [load_model(p, cfg.device, names) for p in ckpts]
 
     scores = {m.name: score_likelihood(m, open_test_data(m, data, cfg, significance), cfg) for m in models}
-    judge = pick_judge(models, scores)
+    if judge is not None:
+        judge_model = load_model(judge, cfg.device, {m.name for m in models})
+        if judge_model.likelihood != "exact":
+            raise ConfigError(f"the judge {judge} is not an exact-likelihood (ar) model")
+        # its own test pairs: the reference row is judged on them
+        scores[judge_model.name] = score_likelihood(
+            judge_model, open_test_data(judge_model, data, cfg, significance), cfg
+        )
+    else:
+        judge_model = pick_judge(models, scores)
+    judge = judge_model
     log: list[dict[str, Any]] = []
     frontier: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
@@ -570,11 +590,12 @@ def evaluate(
         "significance": significance,
         "config": asdict(cfg),
         "judge": judge.name if judge else None,
+        "judge_likelihood": scores[judge.name] if judge else None,
         "rows": rows,
         "frontier": frontier,
         "test_doc_ids": {m.name: sorted({d for d, _, _ in m.pairs}) for m in models},
     }
     paths["summary"].write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
     plot_loss_curves(models, paths["loss_curves"])
-    plot_frontier(frontier, paths["frontier_png"], judged=judge is not None)
+    plot_frontier(frontier, paths["frontier_png"], judged=judge is not None, reference=rows[-1]["gen_ppl"])
     return {k: str(v) for k, v in paths.items()}

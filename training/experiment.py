@@ -316,8 +316,9 @@ def read_docs(ref: VersionRef) -> list[dict]:
 
 def shared_tokenizer(cfg: ExperimentConfig, base: TrainConfig, prepared: Prepared, out: Path) -> str:
     """One tokenizer for every run: BPE trained on both arms' training text when the budget uses BPE."""
-    if base.tokenizer != "bpe":
-        return base.tokenizer
+    forced = getattr(load_variant(cfg.variant), "TOKENIZER", None)  # e.g. llada-byte is bytes by design
+    if forced or base.tokenizer != "bpe":
+        return forced or base.tokenizer
     path = out / "tokenizer.json"
     if not path.exists():
         texts = prepared.train_texts["cs"] + prepared.train_texts["mono"]

@@ -348,7 +348,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dic
 
     last: dict[str, Any] = {}
     variant.train()
-    start_time, start_tokens = time.perf_counter(), tokens_seen
+    start_time, start_cpu, start_tokens = time.perf_counter(), time.process_time(), tokens_seen
     try:
         last_step = min(cfg.max_steps, cfg.stop_at) if cfg.stop_at else cfg.max_steps
         while step < last_step:
@@ -383,6 +383,9 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dic
                     "grad_norm": float(grad_norm) if grad_norm is not None else None,
                     "tokens": tokens_seen,
                     "tok_per_s": (tokens_seen - start_tokens) / max(elapsed, 1e-9),
+                    # wall time, and this process's CPU time (robust to a busy machine), since training began
+                    "elapsed_s": elapsed,
+                    "cpu_s": time.process_time() - start_cpu,
                     **variant_metrics,
                 }
                 log(last)

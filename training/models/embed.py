@@ -2,7 +2,7 @@
 
 Launch (head = hyper | fourier | window | plaid; plaid is the control every head must beat):
 
-    wikimix train embed --data data/demo-docs --out runs/embed-hyper --budget bench-cpu --set head=hyper
+    wikimix train embed --data NAME-docs --out runs/embed-hyper --budget bench-cpu --set model.head=hyper
 
 The pieces, top to bottom:
 - Embeddings. A (V, n) table, learned or frozen (`learn_embeddings`), always used at a FIXED scale: every
@@ -19,7 +19,9 @@ The pieces, top to bottom:
   cross-attention: the prompt sits in the same sequence). Input per position: W_z z + W_s x0_prev (the
   self-conditioning estimate, zeros on the first pass) + clean flag + a time embedding of lambda.
 - Head (training/embed_heads.py): the transformer outputs the parameters of a per-token (per-window)
-  function that is applied to the noisy vectors and gives the estimate x0_hat.
+  function that is applied to the noisy vectors and gives the estimate x0_hat. With `skip_scale` the
+  function acts on alpha_t z (EDM's c_skip, = E[x0 | z] for unit-variance x0) instead of the raw z, so
+  a residual head need not cancel a full-size noise vector at high noise. Heads run in fp32.
 - Rounding: token logits are the embedding matrix against the estimate, s * x0_hat @ E^T (with fixed
   norms this is nearest-embedding rounding with a learned inverse temperature s); plaid rounds with its
   own logits.
@@ -29,9 +31,10 @@ The pieces, top to bottom:
   tokens, in nats, the same estimator for every head (so it is what makes them comparable):
       -log p(w) <= E[-log p(w | z_0)]  +  KL(q(z_1 | w) || N(0, I))
                    + 1/2 E_{t~U(0,1)} [ -dSNR/dt ||x0 - x0_hat(z_t)||^2 ],
-  with p(w | z_0) the exact Gaussian posterior over the vocabulary (uniform prior) at lambda_max, and
-  the t integral estimated with `nll_samples` stratified draws from a seeded generator.
-- Sampling: DDPM ancestral steps from t=1 to 0 with self-conditioning, the prompt clamped to its clean
+  with p(w | z_0) the model's own token distribution at lambda_max (as Plaid), and the t integral
+  estimated with `nll_samples` stratified draws from a seeded generator. `denoising_ce` is the
+  cross-entropy proxy at one noise level, beside it.
+- Sampling: DDPM ancestral steps from t=1 to 0 (SNR 1 by default, as CDCD; docs/embed.md) with self-conditioning, the prompt clamped to its clean
   embeddings at every step; the last estimate is rounded to tokens.
 """
 
@@ -47,6 +50,7 @@ from torch import Tensor, nn
 
 from training.blocks import BackboneConfig, Transformer, count_parameters, padding_bias
 from training.embed_heads import HEADS, HeadOutput, build_head
+from training.samplers import sample_tokens
 from training.variant import Batch, SpecialIds, scored_mask
 from wikimix.errors import ConfigError
 
@@ -67,7 +71,7 @@ class Config:
     fourier_terms: int = 8  # M <= n // 2; M = n // 2 spans every vector of R^n
     window_sizes: tuple[int, ...] = (1, 2, 4)  # t drawn per training batch; sampling slides t large -> small
     logsnr_min: float = -10.0
-    logsnr_max: float = 8.0
+    logsnr_max: float = 0.0  # SNR 1 at t=0, as CDCD (sigma_min = 1): chosen by a sweep, see docs/embed.md
     self_cond: bool = True
     skip_scale: bool = True  # the function acts on alpha_t z (EDM's c_skip) instead of the raw z
     mse_weight: float = 1.0
@@ -245,22 +249,19 @@ class EmbedDiffusion(nn.Module):
         scored = scored_mask(batch)
         bsz = batch.tokens.shape[0]
         diffusion = torch.zeros(bsz, batch.tokens.shape[1], device=dev)
+        window = max(cfg.window_sizes)
         for k in range(samples):  # stratified t: one draw in each of `samples` equal slices of (0, 1)
             u = torch.rand(bsz, generator=gen, device=dev)
             t = (k + u) / samples
             embeddings, x0, z, clean, lam = self._noise(batch, t, gen)
-            out = self._denoise_self_cond(
-                z, clean, lam, embeddings, batch.pad_mask, max(cfg.window_sizes), cfg.self_cond
-            )
+            out = self._denoise_self_cond(z, clean, lam, embeddings, batch.pad_mask, window, cfg.self_cond)
             snr_slope = -logsnr_slope(t, cfg.logsnr_min, cfg.logsnr_max) * lam.exp()  # -dSNR/dt > 0
             diffusion += 0.5 * snr_slope[:, None] * ((x0 - out.x0) ** 2).float().sum(-1) / samples
-        embeddings = self.embeddings()
-        x0 = embeddings[batch.tokens]
-        # Reconstruction at lambda_max: exact posterior over the vocabulary given z_0 (uniform prior).
-        a0, s0 = alpha_sigma(torch.tensor(cfg.logsnr_max, device=dev))
-        z0 = a0 * x0 + s0 * torch.randn(x0.shape, generator=gen, device=dev)
-        recon_logits = (a0 / s0**2) * (z0 @ embeddings.T)  # = -|z0 - a0 e|^2 / 2 s0^2 + const (equal norms)
-        recon = F.cross_entropy(recon_logits.float().flatten(0, 1), batch.tokens.flatten(), reduction="none")
+        # Reconstruction at lambda_max (Plaid): the model's own token distribution given z_0 and the prompt.
+        embeddings, x0, z0, clean, lam0 = self._noise(batch, torch.zeros(bsz, device=dev), gen)
+        out = self._denoise_self_cond(z0, clean, lam0, embeddings, batch.pad_mask, window, cfg.self_cond)
+        recon_logits = self.token_logits(out, embeddings).float()
+        recon = F.cross_entropy(recon_logits.flatten(0, 1), batch.tokens.flatten(), reduction="none")
         # Prior: KL(N(a1 x0, s1^2 I) || N(0, I)) per token.
         a1, s1 = alpha_sigma(torch.tensor(cfg.logsnr_min, device=dev))
         n = cfg.embed_dim
@@ -276,6 +277,9 @@ class EmbedDiffusion(nn.Module):
         steps: int | None = None,
         window: int | Sequence[int] | None = None,
         clamp: bool = False,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        generator: torch.Generator | None = None,
         seed: int | None = None,
         **_: object,
     ) -> Tensor:
@@ -283,14 +287,18 @@ class EmbedDiffusion(nn.Module):
 
         window: the window head's t, an int or one per step (default: from max(window_sizes) down to min).
         clamp: snap each estimate to its nearest embedding before the step (Diffusion-LM's clamping trick).
+        temperature / top_p: how the last estimate's token logits become tokens (0 = argmax rounding).
+        generator or seed: the noise source (a fresh random seed when neither is given).
         """
         cfg = self.cfg
         steps = steps or cfg.sample_steps
         windows = self._window_schedule(window, steps)
         bsz, plen = prompt.shape
         dev = prompt.device
-        gen = torch.Generator(device=dev)
-        gen.manual_seed(seed) if seed is not None else gen.seed()
+        gen = generator
+        if gen is None:
+            gen = torch.Generator(device=dev)
+            gen.manual_seed(seed) if seed is not None else gen.seed()
         embeddings = self.embeddings()
         n = cfg.embed_dim
         seq_len = plen + max_new_tokens
@@ -316,7 +324,7 @@ class EmbedDiffusion(nn.Module):
             x0_prev = out.x0
             if i + 1 < steps:
                 z_new = self._ancestral_step(z_new, x0_hat, times[i], times[i + 1], gen)
-        new_tokens = self.token_logits(out, embeddings)[:, plen:].argmax(-1)
+        new_tokens = sample_tokens(self.token_logits(out, embeddings)[:, plen:], temperature, top_p, gen)
         return torch.cat([prompt, new_tokens], dim=1)
 
     def _ancestral_step(

@@ -13,8 +13,9 @@ Samplers (`generate(..., sampler=...)`):
 - "original": the author's DDIM-like deterministic sampler; the model's top-k with its softmax values,
   flattened to the next noise level, becomes the next input; no re-noising; argmax at the end.
 - "fixed" (default): progressive commitment. Each step samples a token per open position (Gumbel in
-  float64), commits the most confident ones as clean one-hot positions, and re-enters the rest at the
-  next noise level with the training-time embedding noise. Why it is needed and the evidence: docs/sdd.md.
+  float64), commits the most confident ones (`commit_order="confidence"`, or a random subset with
+  "random") as clean one-hot positions, and re-enters the rest at the next noise level with the
+  training-time embedding noise. Why it is needed and the evidence: docs/sdd.md.
 
 Training (`self_cond_prob`, the fix; 0 gives the author's training): the author's forward process keeps
 the true token among the candidates at every level and keeps their order, so its denoising loss can be
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +41,7 @@ from torch import Tensor, nn
 from training.blocks import RMSNorm, SwiGLU, apply_rotary, rope_tables
 from training.samplers import _num_to_unmask as num_to_unmask
 from training.samplers import sample_tokens
-from training.variant import Batch, scored_mask
+from training.variant import Batch, SpecialIds, scored_mask
 from wikimix.errors import ConfigError
 
 SAMPLERS = ("fixed", "original")
@@ -80,6 +81,7 @@ class Config:
             raise ConfigError(f"sdd: self_cond_prob must be in [0, 1], got {self.self_cond_prob}")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"sdd: unknown sampler {self.sampler!r} ({' | '.join(SAMPLERS)})")
+        self.k_curriculum = tuple(self.k_curriculum)  # JSON configs give a list
         if self.k_curriculum and (max(self.k_curriculum) > self.k or min(self.k_curriculum) < 1):
             raise ConfigError(f"sdd: k_curriculum {self.k_curriculum} must lie in [1, k={self.k}]")
         if self.k_curriculum and self.curriculum_steps < 1:
@@ -208,14 +210,13 @@ class StepInfo:
     logp: Tensor  # (B, n, k) their log-probabilities
     pred_logp: Tensor  # (B, n, V) the model's prediction
     committed: Tensor  # (B, n) bool: positions fixed so far (always False for the original sampler)
-    extra: dict = field(default_factory=dict)
 
 
 class SDD(nn.Module):
     name = "sdd"
     nll_is_bound = True  # a masked-diffusion ELBO estimate, see SDD.nll
 
-    def __init__(self, cfg: Config, vocab_size: int, special):
+    def __init__(self, cfg: Config, vocab_size: int, special: SpecialIds | None):
         super().__init__()
         self.cfg, self.vocab_size, self.special = cfg, vocab_size, special
         self.embed = nn.Embedding(vocab_size, cfg.d_model)
@@ -372,6 +373,7 @@ class SDD(nn.Module):
         generator: torch.Generator | None = None,
         seed: int = 0,
         on_step: Callable[[StepInfo], None] | None = None,
+        commit_order: str = "confidence",
         **_other_options,  # other variants' sampler options (method, block_len, ...) mean nothing here
     ) -> Tensor:
         """prompt (B, P) -> (B, P + max_new_tokens); the prompt is returned unchanged.
@@ -379,10 +381,12 @@ class SDD(nn.Module):
         sampler / steps default to the Config's; randomness comes from `generator` (else a fresh one seeded
         with `seed`), so a call is reproducible. `on_step` receives a StepInfo per step (diagnostics).
         """
-        sampler = sampler or self.cfg.sampler
-        steps = steps or self.cfg.steps
+        sampler = self.cfg.sampler if sampler is None else sampler
+        steps = self.cfg.steps if steps is None else steps
         if sampler not in SAMPLERS:
             raise ConfigError(f"sdd: unknown sampler {sampler!r} ({' | '.join(SAMPLERS)})")
+        if commit_order not in ("confidence", "random"):
+            raise ConfigError(f"sdd: commit_order must be 'confidence' or 'random', got {commit_order!r}")
         if steps < 1 or temperature <= 0:
             raise ConfigError(f"sdd: steps must be >= 1 and temperature > 0 (got {steps}, {temperature})")
         if prompt.shape[1] + max_new_tokens > self.cfg.max_len:
@@ -392,9 +396,12 @@ class SDD(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            run = self._sample_original if sampler == "original" else self._sample_fixed
             gen = generator or torch.Generator(device=prompt.device).manual_seed(seed)
-            return run(prompt, max_new_tokens, steps, temperature, top_p, gen, on_step)
+            if sampler == "original":
+                return self._sample_original(prompt, max_new_tokens, steps, temperature, gen, on_step)
+            return self._sample_fixed(
+                prompt, max_new_tokens, steps, temperature, top_p, gen, on_step, commit_order
+            )
         finally:
             self.train(was_training)
 
@@ -404,7 +411,7 @@ class SDD(nn.Module):
         open_ = torch.arange(tokens.shape[1], device=prompt.device)[None].expand_as(tokens) >= prompt.shape[1]
         return self.blank_state(tokens, open_, self.cfg.k, gen)
 
-    def _sample_original(self, prompt, n, steps, temperature, top_p, gen, on_step):
+    def _sample_original(self, prompt, n, steps, temperature, gen, on_step):
         B, P = prompt.shape
         cand, logp = self._initial_state(prompt, n, gen)
         levels = torch.linspace(1.0, 0.0, steps + 1)
@@ -417,7 +424,7 @@ class SDD(nn.Module):
             cand[:, P:], logp[:, P:] = prediction_state(pred, t_next, self.cfg.k)
         return torch.cat([prompt, pred.argmax(-1)], 1)
 
-    def _sample_fixed(self, prompt, n, steps, temperature, top_p, gen, on_step):
+    def _sample_fixed(self, prompt, n, steps, temperature, top_p, gen, on_step, commit_order):
         B, P = prompt.shape
         dev = prompt.device
         cand, logp = self._initial_state(prompt, n, gen)
@@ -434,7 +441,11 @@ class SDD(nn.Module):
             if on_step is not None:
                 on_step(StepInfo(i, t, cand[:, P:], logp[:, P:], pred, committed.clone()))
             sample = sample_tokens(pred, 1.0, top_p, gen)  # pred already carries the temperature
-            confidence = pred.gather(-1, sample[..., None]).squeeze(-1).masked_fill(committed, float("-inf"))
+            if commit_order == "confidence":  # LLaDA: the most probable draws first
+                confidence = pred.gather(-1, sample[..., None]).squeeze(-1)
+            else:  # MDLM's ancestral order: uniformly random, as the training opens positions
+                confidence = torch.rand(pred.shape[:-1], generator=gen, device=dev)
+            confidence = confidence.masked_fill(committed, float("-inf"))
             rank = confidence.argsort(-1, descending=True).argsort(-1)
             commit = (rank < schedule[:, i : i + 1]) & ~committed
             out = torch.where(commit, sample, out)
@@ -450,5 +461,5 @@ class SDD(nn.Module):
         return torch.cat([prompt, out], 1)
 
 
-def build(cfg: Config, vocab_size: int, special) -> SDD:
+def build(cfg: Config, vocab_size: int, special: SpecialIds | None) -> SDD:
     return SDD(cfg, vocab_size, special)

@@ -40,6 +40,9 @@ def evaluate(
     significance: Annotated[
         str | None, typer.Option(help="DATASET or DATASET@VERSION with a significance table")
     ] = None,
+    judge: Annotated[
+        str | None, typer.Option(help="ar run directory judging generations (default: the best --ckpt ar)")
+    ] = None,
     prompt_min: Annotated[int, typer.Option(help="shortest prompt in tokens")] = 100,
     prompt_max: Annotated[int, typer.Option(help="longest prompt in tokens")] = 200,
     cont_len: Annotated[int, typer.Option(help="completion length in tokens")] = 50,
@@ -70,7 +73,9 @@ def evaluate(
         device=device,
         seed=seed,
     )
-    paths = run_evaluation(ckpt, data, out, cfg, lid=fasttext_lid if lid else None, significance=significance)
+    paths = run_evaluation(
+        ckpt, data, out, cfg, lid=fasttext_lid if lid else None, significance=significance, judge=judge
+    )
     typer.echo(Path(paths["comparison_md"]).read_text())
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")

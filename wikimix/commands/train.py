@@ -8,6 +8,7 @@ wikimix generate --ckpt runs/mdlm --prompt "Kyiv ist die Hauptstadt" --max-new-t
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -57,6 +58,8 @@ def train(
         seed=seed,
     )
     result = run_training(cfg)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return
     shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()}
     typer.echo(f"done: {cfg.out} " + " ".join(f"{k}={v}" for k, v in shown.items()))
 

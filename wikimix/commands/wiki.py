@@ -41,13 +41,25 @@ def up(
     all_pages: Annotated[
         bool, typer.Option(help="import every page of the dumps, not only the concepts'")
     ] = False,
+    parse_links: Annotated[
+        bool,
+        typer.Option(help="let MediaWiki parse every page to fill all link tables (slow: ~0.15 s/page)"),
+    ] = False,
 ) -> None:
     """Build one wiki per dump language, import the concept pages with their langlinks, serve them."""
     from wikimix.localwiki import build_family
 
     if not 1024 <= port_base <= 65000:
         raise ConfigError(f"--port-base must be in 1024..65000, got {port_base}")
-    family = build_family(dumps, concepts, dir, langs=_langs(langs), port_base=port_base, all_pages=all_pages)
+    family = build_family(
+        dumps,
+        concepts,
+        dir,
+        langs=_langs(langs),
+        port_base=port_base,
+        all_pages=all_pages,
+        parse_links=parse_links,
+    )
     for lang, wiki in family.wikis.items():
         typer.echo(f"{lang}\t{wiki.api_url}\t{wiki.pages} pages")
     typer.echo(f"family at {family.dir}; stop with: wikimix wiki down")

@@ -75,6 +75,27 @@ def _php_str(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group still runs (zombies, dead but unreaped by another parent, don't)."""
+    if not os.path.isdir("/proc"):
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
 def port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -182,16 +203,20 @@ class LocalWiki:
         """Wait for the process group to go (SIGKILL after `timeout`), reaping our own child."""
         if self.pid is None:
             return
+        killed = False
         deadline = time.monotonic() + timeout
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            while True:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(self.pid, os.WNOHANG)
-                os.killpg(self.pid, 0)  # raises ProcessLookupError once the group is gone
-                if time.monotonic() > deadline:
+        while True:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, os.WNOHANG)
+            if not _group_alive(self.pid):
+                break
+            if time.monotonic() > deadline:
+                if killed:
+                    raise LocalWikiError(f"{self.dbname}: server group {self.pid} survives SIGKILL")
+                with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(self.pid, signal.SIGKILL)
-                    deadline = time.monotonic() + timeout
-                time.sleep(0.05)
+                killed, deadline = True, time.monotonic() + timeout
+            time.sleep(0.05)
         self.pid = None
 
     # --- content ---------------------------------------------------------------------------------
