@@ -117,7 +117,11 @@ def main() -> None:
         f"encoder_bound: inputs={len(plan.inputs)} seconds={bound_s:.2f} cpu_s={bound_cpu:.2f}"
         f" sentences/s={len(plan.inputs) / bound_s:.1f} tokens/s={n_tokens / bound_s:.1f}"
     )
-    print(f"loo: seconds={loo_s:.2f} cpu_s={loo_cpu:.2f} tokens/s={n_tokens / loo_s:.1f}")
+    plan_s = min(timed(lambda: loo.plan(texts))[0] for _ in range(args.repeats))
+    print(
+        f"loo: seconds={loo_s:.2f} cpu_s={loo_cpu:.2f} tokens/s={n_tokens / loo_s:.1f}"
+        f" (of which plan: tokenise + window + build inputs {plan_s:.3f}s)"
+    )
     print(
         f"greedy: seconds={greedy_s:.2f} cpu_s={greedy_cpu:.2f} tokens/s={n_tokens / greedy_s:.1f}"
         f" inputs={greedy.inputs_encoded} (re-score after removing {config.greedy_fraction:g} of the"

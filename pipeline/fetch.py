@@ -29,6 +29,7 @@ API call, requests serial, `Retry-After` honoured, bounded retries with exponent
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import time
 import uuid
@@ -67,7 +68,8 @@ class FetchError(WikimixError):
 class FetchConfig:
     """Politeness and batching. Defaults follow the Wikimedia API etiquette."""
 
-    user_agent: str = DEFAULT_USER_AGENT
+    # operators crawling real Wikipedia set their own contact here or in $WIKIMIX_USER_AGENT
+    user_agent: str = field(default_factory=lambda: os.environ.get("WIKIMIX_USER_AGENT", DEFAULT_USER_AGENT))
     maxlag: int = 5  # seconds of replication lag above which the wiki asks us to wait
     batch_size: int = 50  # titles / revisions per request (the API's limit for anonymous clients)
     max_retries: int = 4  # after the first attempt; the only retry layer (mwclient's is off)

@@ -285,9 +285,10 @@ def test_author_objective_leaks_the_answer_while_the_bound_stays_honest(chain_mo
 def test_ablation_loop_reproduces_both_samplers_and_ce_by_state_shows_the_copying(chain_model):
     model, T, data = chain_model
     prompt = data[:6, :6]
-    for sampler, flags in (("original", (False, False, False)), ("fixed", (True, True, True))):
-        out = model.generate(prompt, 8, sampler=sampler, steps=4, seed=3)
-        again, trace = ablation_sample(model, prompt, 8, 4, *flags, seed=3)
+    cases = (("original", (False, False, False), "confidence"), ("fixed", (True, True, True), "confidence"))
+    for sampler, flags, order in (*cases, ("fixed", (True, True, True), "random")):
+        out = model.generate(prompt, 8, sampler=sampler, steps=4, seed=3, commit_order=order)
+        again, trace = ablation_sample(model, prompt, 8, 4, *flags, seed=3, order=order)
         assert torch.equal(out, again) and len(trace.rows) == 4
     row = ce_by_state(model, data, 6, 0.3)
     assert row["truth_ce"] < row["own_ce"] < row["no_truth_ce"]
@@ -297,6 +298,6 @@ def test_ablation_loop_reproduces_both_samplers_and_ce_by_state_shows_the_copyin
 def test_investigation_runs_end_to_end(capsys):
     report = investigate(["--train-steps", "3", "--vocab", "12", "--seq-len", "8", "--prompt-len", "3",
                           "--batch", "4", "--d-model", "16", "--layers", "1", "--k", "2", "--eval-seqs", "4"])  # fmt: skip
-    assert set(report["samplers"]) >= {"original", "fixed (commit sampled + re-noising)"}
+    assert set(report["samplers"]) >= {"original", "fixed, random order (default)"}
     assert report["elbo"] > 0 and len(report["levels"]) == 6
     assert "ELBO estimate" in capsys.readouterr().out

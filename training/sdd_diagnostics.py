@@ -175,10 +175,13 @@ def ce_by_state(model, tokens: Tensor, prompt_len: int, level: float, seed: int 
 
 
 @torch.no_grad()
-def ablation_sample(model, prompt, n, steps, commit, sampled, renoise, temperature=1.0, seed=0):
+def ablation_sample(
+    model, prompt, n, steps, commit, sampled, renoise, temperature=1.0, seed=0, order="confidence"
+):
     """One loop spanning the two samplers, to take the fix apart: commit (progressive commitment of the
     most confident positions), sampled (Gumbel draws instead of argmax), renoise (training-time embedding
-    noise on open positions). (False, False, False) is the original sampler; (True, True, True) the fixed."""
+    noise on open positions), order ("confidence" | "random", which committed first). (False, False, False)
+    is the original sampler; (True, True, True) the fixed one with the given commit order."""
     gen = torch.Generator().manual_seed(seed)
     B, P = prompt.shape
     k = model.cfg.k
@@ -196,7 +199,11 @@ def ablation_sample(model, prompt, n, steps, commit, sampled, renoise, temperatu
         trace(StepInfo(i, float(levels[i]), cand[:, P:], logp[:, P:], pred, committed.clone()))
         x = sample_tokens(pred, 1.0, 1.0, gen) if sampled else pred.argmax(-1)
         if commit:
-            confidence = pred.gather(-1, x[..., None]).squeeze(-1).masked_fill(committed, -math.inf)
+            if order == "confidence":
+                confidence = pred.gather(-1, x[..., None]).squeeze(-1)
+            else:
+                confidence = torch.rand(pred.shape[:-1], generator=gen)
+            confidence = confidence.masked_fill(committed, -math.inf)
             rank = confidence.argsort(-1, descending=True).argsort(-1)
             new = (rank < schedule[:, i : i + 1]) & ~committed
         else:
@@ -213,7 +220,7 @@ def ablation_sample(model, prompt, n, steps, commit, sampled, renoise, temperatu
     return torch.cat([prompt, out], 1), trace
 
 
-ABLATIONS = {  # name -> (commit, sampled, renoise, temperature, steps)
+ABLATIONS = {  # name -> (commit, sampled, renoise, temperature, steps[, commit order])
     "original": (False, False, False, 1.0, 16),
     "original, temperature 0.5": (False, False, False, 0.5, 16),
     "original, temperature 2": (False, False, False, 2.0, 16),
@@ -221,7 +228,8 @@ ABLATIONS = {  # name -> (commit, sampled, renoise, temperature, steps)
     "original + re-noising": (False, False, True, 1.0, 16),
     "commit argmax": (True, False, False, 1.0, 16),
     "commit sampled": (True, True, False, 1.0, 16),
-    "fixed (commit sampled + re-noising)": (True, True, True, 1.0, 16),
+    "fixed, confidence order": (True, True, True, 1.0, 16, "confidence"),
+    "fixed, random order (default)": (True, True, True, 1.0, 16, "random"),
 }
 
 
@@ -287,8 +295,10 @@ def investigate(argv: list[str] | None = None) -> dict:
     prompt, n = test[:, : a.prompt_len], a.seq_len - a.prompt_len
     real = repetition_stats(test[:, a.prompt_len :])
     print(f"real text: {real} valid=1.0")
-    for name, (commit, sampled, renoise, temperature, steps) in ABLATIONS.items():
-        out, trace = ablation_sample(model, prompt, n, steps, commit, sampled, renoise, temperature)
+    for name, (commit, sampled, renoise, temperature, steps, *order) in ABLATIONS.items():
+        out, trace = ablation_sample(
+            model, prompt, n, steps, commit, sampled, renoise, temperature, order=(order or ["confidence"])[0]
+        )
         stats = repetition_stats(out[:, a.prompt_len :])
         stats["valid"] = valid_transition_rate(trans, out[:, a.prompt_len - 1 :])
         stats["top1_agreement_step1"] = trace.rows[1]["neighbour_top1_agreement"]

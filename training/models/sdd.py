@@ -13,9 +13,9 @@ Samplers (`generate(..., sampler=...)`):
 - "original": the author's DDIM-like deterministic sampler; the model's top-k with its softmax values,
   flattened to the next noise level, becomes the next input; no re-noising; argmax at the end.
 - "fixed" (default): progressive commitment. Each step samples a token per open position (Gumbel in
-  float64), commits the most confident ones (`commit_order="confidence"`, or a random subset with
-  "random") as clean one-hot positions, and re-enters the rest at the next noise level with the
-  training-time embedding noise. Why it is needed and the evidence: docs/sdd.md.
+  float64), commits some of them as clean one-hot positions (`commit_order="random"`, the default: a
+  random subset, the order the training opens positions in; "confidence": the most probable draws, as
+  LLaDA), and re-enters the rest at the next noise level with the training-time embedding noise. Why it is needed and the evidence: docs/sdd.md.
 
 Training (`self_cond_prob`, the fix; 0 gives the author's training): the author's forward process keeps
 the true token among the candidates at every level and keeps their order, so its denoising loss can be
@@ -373,7 +373,7 @@ class SDD(nn.Module):
         generator: torch.Generator | None = None,
         seed: int = 0,
         on_step: Callable[[StepInfo], None] | None = None,
-        commit_order: str = "confidence",
+        commit_order: str = "random",
         **_other_options,  # other variants' sampler options (method, block_len, ...) mean nothing here
     ) -> Tensor:
         """prompt (B, P) -> (B, P + max_new_tokens); the prompt is returned unchanged.
