@@ -178,7 +178,10 @@ def test_manifest_records_hashes_rows_schema_params_and_parents(data_root: Path)
 
 
 def test_auto_version_ids_never_collide(data_root: Path):
-    refs = {write_version(data_root, "wiki", {"pages": sample_rows("pages", 1)}, params={"a": 1}) for _ in range(5)}
+    refs = {
+        write_version(data_root, "wiki", {"pages": sample_rows("pages", 1)}, params={"a": 1})
+        for _ in range(5)
+    }
     assert len(refs) == 5 and len(list_versions(data_root, "wiki")) == 5
 
 

@@ -57,6 +57,20 @@ class BackboneConfig:
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
 
+    @classmethod
+    def of(cls, variant_cfg, causal: bool, d_model: int | None = None) -> BackboneConfig:
+        """The backbone of a variant Config: every variant carries the same backbone fields."""
+        return cls(
+            d_model=d_model or variant_cfg.d_model,
+            n_layers=variant_cfg.n_layers,
+            n_heads=variant_cfg.n_heads,
+            attn=variant_cfg.attn,
+            ffn=variant_cfg.ffn,
+            causal=causal,
+            max_len=variant_cfg.max_len,
+            dropout=variant_cfg.dropout,
+        )
+
 
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float = 1e-6):

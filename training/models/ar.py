@@ -37,17 +37,7 @@ class AR(nn.Module):
     def __init__(self, cfg: Config, vocab_size: int, special: SpecialIds):
         super().__init__()
         self.cfg, self.vocab_size, self.special = cfg, vocab_size, special
-        backbone = BackboneConfig(
-            d_model=cfg.d_model,
-            n_layers=cfg.n_layers,
-            n_heads=cfg.n_heads,
-            attn=cfg.attn,
-            ffn=cfg.ffn,
-            causal=True,
-            max_len=cfg.max_len,
-            dropout=cfg.dropout,
-        )
-        self.backbone = Transformer(backbone, vocab_size)
+        self.backbone = Transformer(BackboneConfig.of(cfg, causal=True), vocab_size)
         self.head = nn.Linear(cfg.d_model, vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.head.weight = self.backbone.embed.weight

@@ -133,18 +133,7 @@ class EmbedDiffusion(nn.Module):
         self.in_selfcond = nn.Linear(n, d, bias=False)
         self.clean_flag = nn.Parameter(torch.zeros(d))
         self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
-        self.backbone = Transformer(
-            BackboneConfig(
-                d_model=d,
-                n_layers=cfg.n_layers,
-                n_heads=cfg.n_heads,
-                attn=cfg.attn,
-                ffn=cfg.ffn,
-                causal=False,
-                max_len=cfg.max_len,
-                dropout=cfg.dropout,
-            )
-        )
+        self.backbone = Transformer(BackboneConfig.of(cfg, causal=False, d_model=d))
         self.head = build_head(cfg.head, d, n, vocab_size, cfg.mlp_hidden, cfg.fourier_terms)
         self.log_round_scale = nn.Parameter(torch.zeros(()))  # inverse temperature of the rounding logits
 

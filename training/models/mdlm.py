@@ -54,19 +54,6 @@ class Config:
             raise ConfigError(f"unknown sampler {self.sampler!r} (known: {', '.join(samplers.METHODS)})")
 
 
-def backbone_config(cfg: Config) -> BackboneConfig:
-    return BackboneConfig(
-        d_model=cfg.d_model,
-        n_layers=cfg.n_layers,
-        n_heads=cfg.n_heads,
-        attn=cfg.attn,
-        ffn=cfg.ffn,
-        causal=False,
-        max_len=cfg.max_len,
-        dropout=cfg.dropout,
-    )
-
-
 class MDLM(nn.Module):
     name = "mdlm"
     nll_is_bound = True
@@ -75,7 +62,7 @@ class MDLM(nn.Module):
         super().__init__()
         self.cfg, self.vocab_size, self.special = cfg, vocab_size, special
         self.mask_id = special.mask_id
-        self.backbone = Transformer(backbone_config(cfg), vocab_size)
+        self.backbone = Transformer(BackboneConfig.of(cfg, causal=False), vocab_size)
         self.head = nn.Linear(cfg.d_model, vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.head.weight = self.backbone.embed.weight

@@ -158,17 +158,7 @@ class SemanticInsert(nn.Module):
         super().__init__()
         self.cfg, self.vocab_size, self.special = cfg, vocab_size, special
         self.nothing_id = vocab_size  # the extra output class "insert nothing"
-        backbone = BackboneConfig(
-            d_model=cfg.d_model,
-            n_layers=cfg.n_layers,
-            n_heads=cfg.n_heads,
-            attn=cfg.attn,
-            ffn=cfg.ffn,
-            causal=False,
-            max_len=cfg.max_len,
-            dropout=cfg.dropout,
-        )
-        self.backbone = Transformer(backbone, vocab_size)
+        self.backbone = Transformer(BackboneConfig.of(cfg, causal=False), vocab_size)
         # a slot is read from the two tokens around it
         self.slot_proj = nn.Sequential(
             nn.Linear(2 * cfg.d_model, cfg.d_model), nn.GELU(), nn.LayerNorm(cfg.d_model)
