@@ -33,6 +33,7 @@ def two_runs(prefect_server, tmp_path_factory):
         train_overrides=SPLIT,
         eval_overrides=SPLIT,
         budget="smoke",
+        variants=["ar", "mdlm", "semantic-insert"],  # semantic-insert: significance flows into train and eval
     )
     try:
         first = end_to_end(**params, return_state=True)
@@ -84,7 +85,7 @@ def test_end_to_end_builds_trains_and_evaluates(two_runs):
         assert (Path(result["corpus"][stage]) / "manifest.json").is_file()
     manifest = json.loads((Path(result["corpus"]["sig"]) / "manifest.json").read_text())
     assert manifest["parents"] == [{"dataset": "e2e-docs", "version": Path(result["corpus"]["docs"]).name}]
-    assert set(result["runs"]) == {"ar", "mdlm"}
+    assert set(result["runs"]) == {"ar", "mdlm", "semantic-insert"}
     for run in result["runs"].values():
         assert (Path(run) / "model.safetensors").is_file()
     assert "| ar" in Path(result["report"]["comparison_md"]).read_text()
@@ -111,7 +112,9 @@ def test_artifacts_read_back_through_the_client(two_runs, prefect_client):
     assert curves.type == "image" and curves.data.startswith("data:image/png;base64,")
     comparison = artifact(prefect_client, "e2e-evaluation")
     rows = json.loads(comparison.data) if isinstance(comparison.data, str) else comparison.data
-    assert {"ar-smoke", "mdlm-smoke"} <= {r["model"].rsplit("-", 1)[0] for r in rows if r.get("model")}
+    assert {"ar-smoke", "mdlm-smoke", "semantic-insert-smoke"} <= {
+        r["model"].rsplit("-", 1)[0] for r in rows if r.get("model")
+    }
     progress = artifact(prefect_client, "e2e-significance-progress")
     assert progress.type == "progress" and float(progress.data) == 100.0
 

@@ -79,6 +79,17 @@ def test_random_order_ablation_ignores_ranks_and_semantic_order_requires_them():
     assert torch.isfinite(loss) and "slot_ce" in metrics
 
 
+def test_separator_tokens_in_packed_windows_are_finite_targets():
+    model = tiny(order="random", prompt_frac_max=0.0)
+    eos, bos = TOK.special.eos_id, TOK.special.bos_id
+    tokens = torch.tensor([[97, 98, eos, bos, 99, 100, eos, bos] * 3] * 4)
+    batch = Batch(tokens, torch.ones_like(tokens, dtype=torch.bool), torch.zeros(4, dtype=torch.long), None)
+    for seed in range(5):
+        torch.manual_seed(seed)
+        loss, _ = model.loss(batch)
+        assert torch.isfinite(loss)
+
+
 def test_overfits_a_tiny_batch():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny model: one thread is fastest and immune to a busy machine

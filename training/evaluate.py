@@ -159,6 +159,8 @@ def open_test_data(
             f"{model.path} was trained with test_frac {model.train.test_frac}; evaluating test_frac "
             f"{cfg.test_frac} would score documents it was trained on"
         )
+    # a variant trained on significance ranks (semantic-insert) is scored with the table it trained on
+    significance = significance or getattr(model.train, "significance", "") or None
     options = DataOptions(
         seq_len=max(2, cfg.prompt_max + cfg.cont_len),
         batch_size=cfg.batch_size,

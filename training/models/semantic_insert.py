@@ -165,7 +165,8 @@ class SemanticInsert(nn.Module):
         )
         self.nothing_head = nn.Linear(cfg.d_model, 1)
         never = torch.zeros(vocab_size, dtype=torch.bool)
-        never[[special.pad_id, special.mask_id, special.bos_id, special.eos_id]] = True
+        # bos/eos stay insertable: packed training windows hold them as document separators
+        never[[special.pad_id, special.mask_id]] = True
         self.register_buffer("never_insert", never, persistent=False)
 
     # ---- the network: surviving tokens in, per-slot logits over vocab + "nothing" out

@@ -141,6 +141,7 @@ def _run_demo(source: str, rankers: list[str], params: dict):
     )
 
     from flows.end_to_end import end_to_end
+    from training.models import VARIANTS
 
     split = {"val_frac": 0.2, "test_frac": 0.2}  # a small corpus: enough held-out documents
     state = end_to_end(
@@ -149,6 +150,7 @@ def _run_demo(source: str, rankers: list[str], params: dict):
         max_chars=500,
         rankers=rankers,
         budget="smoke",
+        variants=list(VARIANTS),  # every variant, at the smoke budget: the demo shows the whole table
         train_overrides=split,
         eval_overrides=split,
         return_state=True,
