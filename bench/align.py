@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.align import AlignConfig, align_concept  # noqa: E402
 from pipeline.sections import numbers_in, years_in  # noqa: E402
-from wikimix.errors import WikimixError  # noqa: E402
+from wikimix.errors import WikimixError, run_or_exit  # noqa: E402
 
 
 def load_xquad(directory: Path, lang: str) -> list[tuple[str, list[str]]]:
@@ -147,8 +147,4 @@ def main(argv: list[str] | None = None) -> float:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except WikimixError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_or_exit(main)

@@ -25,7 +25,7 @@ from training.config import BUDGETS, make_config  # noqa: E402
 from training.evaluate import EvalConfig, evaluate  # noqa: E402
 from training.models import VARIANTS, load_variant  # noqa: E402
 from training.trainer import train  # noqa: E402
-from wikimix.errors import ConfigError, WikimixError  # noqa: E402
+from wikimix.errors import ConfigError, WikimixError, run_or_exit  # noqa: E402
 
 
 def available(names: list[str]) -> list[str]:
@@ -94,8 +94,4 @@ def main(argv: list[str] | None = None) -> float:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except WikimixError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_or_exit(main)

@@ -28,7 +28,11 @@ import torch  # noqa: E402
 from training.config import BUDGETS  # noqa: E402
 from training.models import VARIANTS, load_variant, make_config  # noqa: E402
 from training.tokenizers import SPECIAL_TOKENS, ByteTokenizer, SpecialIds  # noqa: E402
-from wikimix.errors import ConfigError, WikimixError  # noqa: E402
+from wikimix.errors import (  # noqa: E402
+    ConfigError,
+    WikimixError,
+    run_or_exit,  # noqa: E402
+)
 
 BPE_SPECIAL = SpecialIds(*range(len(SPECIAL_TOKENS)))  # BPETokenizer puts the specials at 0..3
 
@@ -142,8 +146,4 @@ def main(argv: list[str] | None = None) -> float:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except WikimixError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_or_exit(main)

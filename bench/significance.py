@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.encoder import Encoder, EncoderConfig  # noqa: E402
 from pipeline.significance import GreedyRanker, LooRanker, RankerConfig, StatRanker, tokenize  # noqa: E402
-from wikimix.errors import WikimixError  # noqa: E402
+from wikimix.errors import WikimixError, run_or_exit  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -136,8 +136,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except WikimixError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_or_exit(main)

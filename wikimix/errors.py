@@ -10,3 +10,14 @@ class WikimixError(Exception):
 
 class ConfigError(WikimixError):
     """A bad configuration value (unknown option, out of range, wrong type)."""
+
+
+def run_or_exit(main) -> None:
+    """Run a script's main(); a WikimixError ends as one `error:` line and exit code 2 (bench scripts)."""
+    import sys
+
+    try:
+        main()
+    except WikimixError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
