@@ -11,6 +11,7 @@ from training.metrics import (
     bits_per_byte,
     distinct_n,
     language_mix_distance,
+    median_iqr,
     ngrams,
     perplexity,
     repeated_ngram_rate,
@@ -74,3 +75,10 @@ def test_language_mix_distance():
     assert language_mix_distance(Counter(uk=1), Counter(ja=3)) == 1.0
     assert language_mix_distance(Counter(uk=3, vi=1), Counter(uk=1, vi=1)) == pytest.approx(0.25)
     assert language_mix_distance(Counter(), Counter(uk=1)) == 1.0
+
+
+def test_median_iqr_summarises_lengths():
+    assert median_iqr([50, 50, 50]) == "50 [50-50]"
+    # sorted 1, 2, 3, 4: median 2.5, q1 at position 0.75 -> 1.75, q3 at 2.25 -> 3.25
+    assert median_iqr([4, 1, 3, 2]) == "2.5 [1.75-3.25]"
+    assert median_iqr([]) == "-"

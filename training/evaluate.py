@@ -328,7 +328,8 @@ def complete(model: Model, steps: int, cfg: EvalConfig) -> tuple[list[list[int]]
         seconds.append(time.perf_counter() - t0)
         if not torch.equal(out[0, :plen], prompt[0]):
             raise WikimixError(f"{model.name}: generate() changed the prompt")
-        outs.append(out[0, plen : plen + cfg.cont_len].tolist())
+        # a variable-length variant (semantic-insert) pads a completion that stopped early
+        outs.append([t for t in out[0, plen : plen + cfg.cont_len].tolist() if t != model.tok.special.pad_id])
     return outs, seconds
 
 
@@ -348,6 +349,7 @@ def frontier_point(
         "gen_seconds": sum(seconds) / len(seconds),
         "tok_per_s": cfg.cont_len * len(seconds) / sum(seconds),
         "gen_ppl": None,
+        "length": metrics.median_iqr([len(o) for o in outs]),
         **text_quality(texts, judge.tok if judge else model.tok, cfg, lid, prompts),
     }
     if judge is not None:
@@ -374,7 +376,8 @@ def reference_row(
     pairs = base.pairs[: cfg.n_generate]
     prompts = [base.tok.decode(ids[:plen]) for _, ids, plen in pairs]
     texts = [base.tok.decode(ids[plen : plen + cfg.cont_len]) for _, ids, plen in pairs]
-    row: dict[str, Any] = {"model": "reference", "gen_ppl": None}
+    lengths = [len(ids[plen : plen + cfg.cont_len]) for _, ids, plen in pairs]
+    row: dict[str, Any] = {"model": "reference", "gen_ppl": None, "length": metrics.median_iqr(lengths)}
     row.update(text_quality(texts, judge.tok if judge else base.tok, cfg, lid, prompts))
     if judge is not None:
         nll, n = judge_nll(judge, prompts, texts, cfg)
@@ -399,6 +402,7 @@ COLUMNS = [  # (parquet column, markdown header, format)
     ("distinct", "Distinct-n", "{:.3f}"),
     ("repetition", "Rep-n", "{:.3f}"),
     ("lang_mix", "Lang mix", "{:.3f}"),
+    ("length", "Length (median [IQR])", "{}"),
     ("steps", "Steps", "{}"),
     ("gen_seconds", "Gen time (s)", "{:.3f}"),
     ("tok_per_s", "Tok/s", "{:.1f}"),

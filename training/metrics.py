@@ -73,6 +73,21 @@ def token_accuracy(predictions: Sequence[Tokens], references: Sequence[Tokens]) 
     return hits / total if total else 0.0
 
 
+def median_iqr(values: Sequence[float]) -> str:
+    """'median [q1-q3]' (linear interpolation, as numpy's default), the length-fidelity summary."""
+    if not values:
+        return "-"
+    ordered = sorted(values)
+
+    def quantile(q: float) -> float:
+        pos = q * (len(ordered) - 1)
+        lo = int(pos)
+        hi = min(lo + 1, len(ordered) - 1)
+        return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+    return f"{quantile(0.5):g} [{quantile(0.25):g}-{quantile(0.75):g}]"
+
+
 def language_mix_distance(prompt_langs: Counter, completion_langs: Counter) -> float:
     """Total-variation distance between two language distributions (0 = same mix, 1 = disjoint)."""
     p_total, c_total = sum(prompt_langs.values()), sum(completion_langs.values())
