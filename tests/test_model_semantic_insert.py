@@ -126,6 +126,23 @@ def test_stopping_rules_terminate_within_bounded_steps(rule: str):
         assert seq[: len(prompt)] == prompt and len(seq) - len(prompt) <= 40
 
 
+def test_nothing_rule_weighs_all_tokens_together_against_nothing():
+    """p(nothing) = 0.3 with the rest spread thin: no single token beats "nothing", yet inserting does."""
+    model = tiny().eval()
+    prompt = TOK.encode("Danube")
+    with torch.no_grad():
+        logits = model.slot_logits(torch.tensor([prompt]), torch.tensor([len(prompt)]))[0, -1]
+        token_mass = torch.logsumexp(logits[: model.vocab_size].float(), 0)
+        model.nothing_head.weight.zero_()
+        model.nothing_head.bias.fill_(float(token_mass + torch.log(torch.tensor(0.3 / 0.7))))
+        probs = (
+            model.slot_logits(torch.tensor([prompt]), torch.tensor([len(prompt)]))[0, -1].float().softmax(-1)
+        )
+    assert probs[: model.vocab_size].max() < probs[model.nothing_id] < 0.5
+    result = model.generate_sequences([prompt], 6, stop_rule="nothing", max_steps=10)
+    assert len(result.sequences[0]) > len(prompt)
+
+
 def test_nothing_rule_with_a_huge_margin_stops_at_once():
     result = tiny().eval().generate_sequences([TOK.encode("abc")], 10, stop_rule="nothing", margin=2.0)
     assert result.steps == [1] and result.stopped_by == ["rule"] and result.sequences == [TOK.encode("abc")]

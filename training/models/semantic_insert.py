@@ -11,7 +11,8 @@ Generation starts from the prompt and inserts in parallel into every allowed slo
 fires. Completion mode (the common task): the prompt is fixed and slots after it are allowed, so the
 completion grows behind the prompt up to `max_new_tokens`. Free mode: every slot is allowed and the text grows
 both ways. Stopping rules, all bounded by `max_steps` and `max_new_tokens`:
-  nothing   a slot inserts only when p(token) > p(nothing) + margin; stop when no slot inserts
+  nothing   a slot inserts only when p(some token) = 1 - p(nothing) > p(nothing) + margin; stop when no
+            slot inserts
   max-prob  a slot inserts only when p(token) >= min_prob; stop when none does
   semantic  as `nothing`, and stop once a step moves the sentence embedding by less than min_change
             (what is left to insert no longer changes the meaning)
@@ -318,7 +319,12 @@ class SemanticInsert(nn.Module):
                 tokens = sample_tokens(token_probs.log(), temperature, top_p, generator)
                 p_token = token_probs.gather(1, tokens[:, None]).squeeze(1)
                 p_nothing = slot_probs[:, self.nothing_id]
-                inserting = p_token >= min_prob if rule == "max-prob" else p_token > p_nothing + margin
+                # insert-or-not is a binary decision: p(some token) = 1 - p(nothing) against p(nothing);
+                # comparing only the best single token with "nothing" never fires once "nothing" is the
+                # majority class, since the insert mass is spread over the whole vocabulary
+                inserting = (
+                    p_token >= min_prob if rule == "max-prob" else (1.0 - p_nothing) > p_nothing + margin
+                )
                 chosen = inserting.nonzero().squeeze(1)
                 chosen = chosen[p_token[chosen].argsort(descending=True)][: max(room, 0)]
                 trace = StepTrace(0, float(p_token.max()) if p_token.numel() else 0.0)
