@@ -35,7 +35,7 @@ from training.data import DataOptions, ShardData  # noqa: E402
 from training.models import load_variant  # noqa: E402
 from training.models import make_config as model_config  # noqa: E402
 from training.tokenizers import BPETokenizer, ByteTokenizer  # noqa: E402
-from training.trainer import LossModule, make_optimizer, train  # noqa: E402
+from training.trainer import LossModule, autocast, make_optimizer, train  # noqa: E402
 
 
 def xquad_documents(shared: Path) -> list[dict]:
@@ -58,7 +58,7 @@ def bare_tok_per_s(variant, batches, cfg, warmup: int) -> dict[str, float]:
         if i == warmup:
             wall, cpu, tokens = time.perf_counter(), time.process_time(), 0
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+        with autocast(cfg, torch.device("cpu")):
             loss, _ = step_fn(batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(variant.parameters(), cfg.grad_clip)
@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--seq-len", type=int, default=None)
-    parser.add_argument("--precision", default="bf16")
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     parser.add_argument(
         "--clock",
         default="cpu",

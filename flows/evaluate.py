@@ -91,3 +91,9 @@ def publish_evaluation(corpus: str, data: str, paths: dict[str, str]) -> list[st
         ),
         artifacts.report_link(corpus, Path(paths["comparison_md"]).parent),
     ]
+
+
+@flow(name="publish-comparison", log_prints=True)
+def publish_report(name: str, data: str, paths: dict[str, str]) -> list[str]:
+    """Publish a report written by training.evaluate (e.g. by bench/compare.py) as artifacts `name-...`."""
+    return publish_evaluation(name, data, paths)

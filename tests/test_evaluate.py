@@ -212,3 +212,69 @@ def test_sample_latency_bench_prints_its_headline_last(runs, capsys):
     )
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last == f"mdlm_vs_ar_latency={ratio:.3f}" and ratio > 0
+
+
+def test_checkpoint_spec_parses_sampler_options():
+    path, options = ev.parse_spec("runs/sdd::sampler=original,steps=[16,64],temperature=0.5")
+    assert path == Path("runs/sdd") and options == {
+        "sampler": "original",
+        "steps": [16, 64],
+        "temperature": 0.5,
+    }
+    assert ev.parse_spec("runs/ar") == (Path("runs/ar"), {})
+    with pytest.raises(ConfigError, match="expected key=value"):
+        ev.parse_spec("runs/sdd::original")
+
+
+def test_one_checkpoint_under_two_sampler_options_gives_two_rows(runs, monkeypatch):
+    monkeypatch.setenv("WIKIMIX_DATA", str(runs["base"] / "data"))
+    mdlm = runs["dirs"]["mdlm"]
+    paths = ev.evaluate(
+        [runs["dirs"]["ar"], mdlm, f"{mdlm}::method=low_confidence,steps=2"],
+        runs["spec"],
+        runs["base"] / "report-options",
+        ev.EvalConfig(**SMALL),
+    )
+    by = {r["model"]: r for r in pq.read_table(paths["comparison_parquet"]).to_pylist()}
+    assert set(by) == {"ar", "mdlm", "mdlm[method=low_confidence]", "reference"}
+    twin = by["mdlm[method=low_confidence]"]
+    assert twin["nll"] == by["mdlm"]["nll"] and twin["test_pairs"] == by["mdlm"]["test_pairs"]  # scored once
+    assert twin["steps"] == 2 and by["mdlm"]["steps"] == 64
+    frontier = pq.read_table(paths["frontier_parquet"]).to_pylist()
+    assert [p["steps"] for p in frontier if p["model"] == "mdlm[method=low_confidence]"] == [2]
+
+
+@pytest.mark.prefect
+def test_compare_trains_entries_in_parallel_and_publishes_one_table(
+    runs, monkeypatch, prefect_client, capsys
+):
+    import importlib.util
+
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    spec = importlib.util.spec_from_file_location(
+        "compare", ev.__file__.replace("training/evaluate.py", "bench/compare.py")
+    )
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    monkeypatch.setenv("WIKIMIX_DATA", str(runs["base"] / "data"))
+    out = runs["base"] / "compare"
+    args = ["--data", runs["spec"], "--budget", "smoke", "--out", str(out), "--entries", "ar,sdd,embed-hyper"]
+    args += ["--jobs", "2", "--threads", "2", "--n-generate", "2", "--max-examples", "4", "--steps", "2"]
+    args += ["--sdd-steps", "2", "--no-lid", "--set", "max_steps=6", "--publish", "cmp-test"]
+    compare.main(args)
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == "mdlm_vs_ar_ppl=nan"  # no mdlm entry in this comparison
+    table = pq.read_table(out / "report" / "comparison.parquet").to_pylist()
+    assert [r["model"] for r in table] == ["ar", "sdd", "sdd[sampler=original]", "embed-hyper", "reference"]
+    assert all(r["tokens_seen"] == 6 * 4 * 32 for r in table[:-1])  # --set reached every entry
+    hyper = json.loads((out / "embed-hyper" / "config.json").read_text())
+    assert hyper["model"]["head"] == "hyper"
+    found = prefect_client.read_artifacts(
+        artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["cmp-test-evaluation"]))
+    )
+    assert found, "no comparison artifact"
+    rows = json.loads(found[0].data) if isinstance(found[0].data, str) else found[0].data
+    assert [r["model"] for r in rows] == [r["model"] for r in table]
+    with pytest.raises(ConfigError, match="unknown entry 'gpt'"):
+        compare.main(["--data", runs["spec"], "--out", str(out), "--entries", "ar,gpt"])

@@ -236,8 +236,9 @@ def test_bad_cli_input_prints_one_line_and_exits_2(tmp_path, monkeypatch, capsys
         assert message in lines[0]
 
 
-def test_budgets_keep_variants_within_ten_percent_of_ar():
+def test_budgets_keep_every_entry_within_ten_percent_of_ar():
     from training.blocks import count_parameters
+    from training.config import ENTRIES
     from training.models import load_variant
     from training.models import make_config as model_config
     from training.tokenizers import ByteTokenizer, SpecialIds
@@ -245,11 +246,13 @@ def test_budgets_keep_variants_within_ten_percent_of_ar():
     special = SpecialIds(0, 1, 2, 3)
     for budget in ("bench-cpu", "bench-gpu"):
         sizes = {}
-        for name in ("ar", "mdlm", "llada-byte"):
-            cfg = make_config(name, budget=budget, data="x", out="y")
-            vocab = ByteTokenizer.vocab_size if name == "llada-byte" else cfg.vocab_size
-            sp = ByteTokenizer.special if name == "llada-byte" else special
-            sizes[name] = count_parameters(load_variant(name).build(model_config(name, cfg.model), vocab, sp))
+        for name, (variant, model) in ENTRIES.items():
+            cfg = make_config(variant, budget=budget, data="x", out="y", model=model)
+            byte = getattr(load_variant(variant), "TOKENIZER", None) == "byte"
+            vocab = ByteTokenizer.vocab_size if byte else cfg.vocab_size
+            sp = ByteTokenizer.special if byte else special
+            module = load_variant(variant)
+            sizes[name] = count_parameters(module.build(model_config(variant, cfg.model), vocab, sp))
         assert all(abs(n / sizes["ar"] - 1) <= 0.1 for n in sizes.values()), (budget, sizes)
         if budget == "bench-cpu":
             assert 5.5e6 < sizes["ar"] < 6.5e6 and BUDGETS[budget]["train"]["max_steps"] == 450
@@ -280,3 +283,34 @@ def test_registry_names_every_reserved_variant_and_explains_missing_ones(monkeyp
         models.load_variant("nobuild")
     with pytest.raises(ConfigError, match="bad model config"):
         models.make_config("mdlm", {"sampling_eps": "x"})
+
+
+def test_time_horizon_fits_the_budget_within_max_steps():
+    from training.trainer import time_horizon
+
+    cfg = make_config("ar", budget="smoke", data="synthetic:markov", out="x", max_steps=1000)
+    cfg.max_minutes = 1.0
+    # 10 steps took 6 s: the remaining 54 s fit 90 more steps
+    assert time_horizon(cfg, 10, 10, 6.0) == 100
+    assert time_horizon(cfg, 10, 10, 0.06) == 1000  # faster than the budget needs: max_steps holds
+    assert time_horizon(cfg, 10, 10, 120.0) == 11  # already over: one more step, then stop
+
+
+def test_time_budgeted_run_fixes_its_horizon_and_resumes_on_it(tmp_path):
+    cfg = smoke("ar", tmp_path / "run", max_steps=400, max_minutes=1e-4, save_every=0)
+    last = train(cfg)
+    state = checkpoint.read_state(tmp_path / "run")
+    assert state["horizon"] == state["step"] == last["step"] == 11  # calibrated after 10 steps
+    assert last["lr"] == pytest.approx(cfg.lr * cfg.min_lr_ratio)  # the schedule decayed by the horizon
+    again = train(smoke("ar", tmp_path / "run", max_steps=400, max_minutes=5, save_every=0))
+    assert checkpoint.read_state(tmp_path / "run")["step"] == 11 and again == {}
+
+
+def test_auto_precision_uses_bf16_only_where_the_device_has_it():
+    from training.trainer import resolve_precision
+
+    cpu = torch.device("cpu")
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert resolve_precision("auto", cpu) == ("bf16" if native else "fp32")
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    assert make_config("ar", data="x", out="y").precision == "auto"

@@ -3,8 +3,8 @@
     cfg = make_config("mdlm", budget="bench-cpu", data="x-docs", out="runs/mdlm", max_steps=450)
     cfg = make_config("ar", budget="smoke", overrides=parse_overrides(["lr=1e-3", "model.d_model=64"]))
 
-Precedence: TrainConfig defaults < budget preset < budget's per-variant model settings < explicit
-arguments < `key=value` overrides. Every bad value is a one-line ConfigError.
+Precedence: TrainConfig defaults < budget preset < budget's per-entry model settings (the entry is the
+variant, or `embed-<head>`: see ENTRIES) < explicit arguments < `key=value` overrides. Every bad value is a one-line ConfigError.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ class TrainConfig:
     batch_size: int = 16  # sequences per rank per micro-step
     grad_accum: int = 1
     max_steps: int = 1000
+    # wall-clock budget (0 = none): after the first steps, the schedule's horizon becomes the steps that
+    # fit in this many minutes (at most max_steps), fixed in the checkpoint so a resume keeps it
+    max_minutes: float = 0.0
     stop_at: int = 0  # stop (with a checkpoint) after this step, schedule unchanged; 0 = run to max_steps
     lr: float = 3e-4
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
@@ -41,7 +44,9 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0  # 0 = off
-    precision: str = "bf16"  # 'bf16' (autocast, CPU and CUDA) | 'fp32'
+    # 'auto': bf16 autocast where the device computes bf16 natively (CUDA, CPUs with AVX512-BF16/AMX),
+    # else fp32 -- on an AVX2-only CPU bf16 autocast runs ~60x slower than fp32 | 'bf16' | 'fp32'
+    precision: str = "auto"
     ema: float = 0.0  # EMA decay of the weights (0 = off); evaluation and generation use the EMA
     eval_every: int = 200  # steps (0 = only at the end)
     eval_examples: int = 64
@@ -80,6 +85,7 @@ class TrainConfig:
             "threads",
             "grad_clip",
             "weight_decay",
+            "max_minutes",
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -91,8 +97,8 @@ class TrainConfig:
             raise ConfigError(f"betas must be in [0, 1), got {self.beta1}, {self.beta2}")
         if not 0 <= self.ema < 1:
             raise ConfigError(f"ema must be in [0, 1), got {self.ema}")
-        if self.precision not in ("bf16", "fp32"):
-            raise ConfigError(f"precision must be 'bf16' or 'fp32', got {self.precision!r}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ConfigError(f"precision must be 'auto', 'bf16' or 'fp32', got {self.precision!r}")
         if self.table not in ("", "documents", "sections"):
             raise ConfigError(f"table must be 'documents' or 'sections', got {self.table!r}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
@@ -142,10 +148,17 @@ BUDGETS: dict[str, dict[str, Any]] = {
             eval_examples=64,
             save_every=150,
             log_every=10,
+            max_minutes=15,
             model=dict(d_model=256, n_layers=5, n_heads=4, max_len=512),
         ),
-        # bytes: a 260-token embedding instead of 8192, so 2 more layers carry the same parameters
-        "variants": {"llada-byte": dict(n_layers=7)},
+        # bytes: a 260-token embedding instead of 8192, so 2 more layers carry the same parameters; the
+        # embed function heads lack plaid's d x V output layer (2.1M), so 2 more layers carry it
+        "variants": {
+            "llada-byte": dict(n_layers=7),
+            "embed-hyper": dict(n_layers=7),
+            "embed-fourier": dict(n_layers=7),
+            "embed-window": dict(n_layers=7),
+        },
     },
     "bench-gpu": {  # ~17M parameters, 10k steps
         "train": dict(
@@ -162,9 +175,36 @@ BUDGETS: dict[str, dict[str, Any]] = {
             log_every=50,
             model=dict(d_model=384, n_layers=8, n_heads=6, max_len=512),
         ),
-        "variants": {"llada-byte": dict(n_layers=10)},
+        "variants": {
+            "llada-byte": dict(n_layers=10),
+            "embed-hyper": dict(n_layers=9),
+            "embed-fourier": dict(n_layers=9),
+            "embed-window": dict(n_layers=9),
+        },
     },
 }
+
+# The comparison's rows: entry name -> (variant, model settings). A budget's "variants" sizes each entry
+# (by entry name), so every row lands within 10% of ar's parameters.
+ENTRIES: dict[str, tuple[str, dict[str, Any]]] = {
+    "ar": ("ar", {}),
+    "mdlm": ("mdlm", {}),
+    "llada-byte": ("llada-byte", {}),
+    "sdd": ("sdd", {}),
+    "embed-plaid": ("embed", {"head": "plaid"}),
+    "embed-hyper": ("embed", {"head": "hyper"}),
+    "embed-fourier": ("embed", {"head": "fourier"}),
+    "embed-window": ("embed", {"head": "window"}),
+    "semantic-insert": ("semantic-insert", {}),
+}
+
+
+def entry_name(variant: str, model: dict[str, Any]) -> str:
+    """The entry a run is sized as: `variant`, or `variant-head` for a variant with denoiser heads."""
+    from training.models import load_variant
+
+    head = model.get("head", getattr(load_variant(variant).Config, "head", None))
+    return f"{variant}-{head}" if head else variant
 
 
 def _coerce(name: str, value: Any, type_hint: Any) -> Any:
@@ -222,7 +262,9 @@ def make_config(
             raise ConfigError(f"unknown budget {budget!r} (known: {', '.join(BUDGETS)})")
         preset = BUDGETS[budget]
         values.update({k: v for k, v in preset["train"].items() if k != "model"})
-        values["model"] = {**preset["train"].get("model", {}), **preset["variants"].get(variant, {})}
+        given = {**(explicit.get("model") or {}), **(overrides or {}).get("model", {})}
+        sizing = preset["variants"].get(entry_name(variant, given), {})
+        values["model"] = {**preset["train"].get("model", {}), **sizing}
     for source in (explicit, overrides or {}):
         for key, value in source.items():
             if value is None:

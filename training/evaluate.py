@@ -1,6 +1,7 @@
 """The evaluator: every checkpoint scored on the same fixed test split; one comparison table and plots.
 
     wikimix evaluate --ckpt runs/ar --ckpt runs/mdlm --data NAME-docs --out reports/bench-cpu
+    wikimix evaluate --ckpt runs/sdd --ckpt 'runs/sdd::sampler=original,steps=16' ...   # options per row
     paths = evaluate(["runs/ar", "runs/mdlm"], "NAME-docs@latest", "reports/bench-cpu", lid=my_lid)
 
 Per checkpoint, on the test split of `data` (training/data.py: fixed by a hash of the document id, never
@@ -91,6 +92,8 @@ class Model:
     tokens_seen: int
     train_seconds: float | None
     pairs: list[tuple[str, list[int], int]] = field(default_factory=list)  # (doc_id, ids, prompt_len)
+    options: dict[str, Any] = field(default_factory=dict)  # generate() options from the spec ('steps' aside)
+    steps: tuple[int, ...] = ()  # the spec's sampler steps; () = EvalConfig.steps and the variant's default
 
 
 # ---- loading ---------------------------------------------------------------------------------------------
@@ -122,11 +125,28 @@ def train_seconds(records: list[dict[str, Any]]) -> float | None:
     return logged[-1]["tokens"] / logged[-1]["tok_per_s"]
 
 
-def load_model(path: str | Path, device: str, names: set[str]) -> Model:
-    path = Path(path)
+def parse_spec(spec: str | Path) -> tuple[Path, dict[str, Any]]:
+    """`DIR` or `DIR::key=value,key=value` (sampler options, e.g. `runs/sdd::sampler=original,steps=16`):
+    the run directory and the options; values parse as JSON where they can."""
+    path, _, opts = str(spec).partition("::")
+    options: dict[str, Any] = {}
+    for item in filter(None, re.split(r",(?![^\[]*\])", opts)):  # commas inside [..] stay
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"bad checkpoint option {item!r} in {spec!r}: expected key=value")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return Path(path), options
+
+
+def load_model(spec: str | Path, device: str, names: set[str]) -> Model:
+    path, options = parse_spec(spec)
     variant, tok, train = load_checkpoint(path, device=device)
     state = json.loads((path / "state.json").read_text())
-    name = path.name or str(path)
+    steps = options.pop("steps", ())
+    name = (path.name or str(path)) + "".join(f"[{k}={v}]" for k, v in options.items())
     while name in names:  # two runs with the same directory name
         name = f"{name}'"
     names.add(name)
@@ -140,6 +160,8 @@ def load_model(path: str | Path, device: str, names: set[str]) -> Model:
         params=sum(p.numel() for p in variant.parameters()),
         tokens_seen=int(state.get("tokens_seen", 0)),
         train_seconds=train_seconds(read_metrics(path)),
+        options=options,
+        steps=tuple(steps) if isinstance(steps, list | tuple) else (int(steps),),
     )
 
 
@@ -290,6 +312,8 @@ def step_counts(model: Model, cfg: EvalConfig) -> list[int]:
     variant's own default."""
     if model.likelihood == "exact":
         return [cfg.cont_len]
+    if model.steps:
+        return sorted(set(model.steps))
     mcfg = getattr(model.variant, "cfg", None)
     default = getattr(mcfg, "steps", None) or getattr(mcfg, "sample_steps", None)
     return sorted(set(cfg.steps) | ({int(default)} if default else set()))
@@ -298,6 +322,8 @@ def step_counts(model: Model, cfg: EvalConfig) -> list[int]:
 def default_steps(model: Model, cfg: EvalConfig) -> int:
     if model.likelihood == "exact":
         return cfg.cont_len
+    if model.steps:
+        return max(model.steps)
     mcfg = getattr(model.variant, "cfg", None)
     default = getattr(mcfg, "steps", None) or getattr(mcfg, "sample_steps", None)
     return int(default) if default else max(cfg.steps)
@@ -315,7 +341,13 @@ def complete(model: Model, steps: int, cfg: EvalConfig) -> tuple[list[list[int]]
     device = torch.device(cfg.device)
     pairs = model.pairs[: cfg.n_generate]
     generator = torch.Generator(device).manual_seed(cfg.seed)
-    options = {"steps": steps, "temperature": cfg.temperature, "top_p": cfg.top_p, "generator": generator}
+    options = {
+        "steps": steps,
+        "temperature": cfg.temperature,
+        "top_p": cfg.top_p,
+        "generator": generator,
+        **model.options,
+    }
     first = torch.tensor([pairs[0][1][: pairs[0][2]]], device=device)
     model.variant.generate(first, cfg.cont_len, **options)  # warm-up: allocation, lazy init
     outs, seconds = [], []
@@ -536,7 +568,14 @@ def evaluate(
     names: set[str] = set()
     models = [load_model(p, cfg.device, names) for p in ckpts]
 
-    scores = {m.name: score_likelihood(m, open_test_data(m, data, cfg, significance), cfg) for m in models}
+    scores: dict[str, dict[str, Any]] = {}
+    scored: dict[Path, Model] = {}  # one checkpoint under several sampler options is scored once
+    for m in models:
+        if m.path in scored:
+            m.pairs, scores[m.name] = scored[m.path].pairs, scores[scored[m.path].name]
+            continue
+        scores[m.name] = score_likelihood(m, open_test_data(m, data, cfg, significance), cfg)
+        scored[m.path] = m
     if judge is not None:
         judge_model = load_model(judge, cfg.device, {m.name for m in models})
         if judge_model.likelihood != "exact":
@@ -602,6 +641,6 @@ def evaluate(
         "test_doc_ids": {m.name: sorted({d for d, _, _ in m.pairs}) for m in models},
     }
     paths["summary"].write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
-    plot_loss_curves(models, paths["loss_curves"])
+    plot_loss_curves(list(scored.values()), paths["loss_curves"])
     plot_frontier(frontier, paths["frontier_png"], judged=judge is not None, reference=rows[-1]["gen_ppl"])
     return {k: str(v) for k, v in paths.items()}

@@ -13,6 +13,7 @@ as if the run had never stopped. Under torchrun (WORLD_SIZE > 1) gradients are a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -32,12 +33,13 @@ from training.data import DataOptions, MarkovData, open_data
 from training.models import load_variant, make_config
 from training.tokenizers import BPETokenizer, ByteTokenizer, Tokenizer, load_tokenizer
 from training.variant import Batch
-from wikimix.errors import ConfigError
+from wikimix.errors import ConfigError, WikimixError
 
 # Settings that may change between a run and its resumption without changing what it computes.
 RESUMABLE_CHANGES = {
     "stop_at",
     "max_steps",
+    "max_minutes",
     "eval_every",
     "save_every",
     "log_every",
@@ -68,6 +70,24 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
     floor = cfg.lr * cfg.min_lr_ratio
     return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * progress))
+
+
+CALIBRATION_STEPS = 10  # steps timed before a time-budgeted run fixes its schedule's horizon
+
+
+def time_horizon(cfg: TrainConfig, step: int, timed_steps: int, seconds: float) -> int:
+    """The last step of a run given `max_minutes` of wall time: the steps that fit at the pace of the
+    `timed_steps` just run (which took `seconds`), within max_steps and at least one more. The schedule
+    then decays over the steps that will really run, instead of being cut off at a high learning rate."""
+    per_step = seconds / max(1, timed_steps)
+    fits = step + int((cfg.max_minutes * 60 - seconds) / per_step)
+    return max(step + 1, min(cfg.max_steps, fits))
+
+
+def on_horizon(cfg: TrainConfig, horizon: int) -> TrainConfig:
+    """The schedule of a time-budgeted run: it ends at `horizon`, and warms up over at most a quarter of
+    it (a slow variant that fits few steps must not spend them all warming up)."""
+    return dataclasses.replace(cfg, max_steps=horizon, warmup_steps=min(cfg.warmup_steps, horizon // 4))
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -214,7 +234,7 @@ def evaluate(
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(cfg.seed + 7919)
         for batch in data.eval_batches(split, batch_size=cfg.batch_size, max_examples=per_rank):
-            with _autocast(cfg, device):
+            with autocast(cfg, device):
                 nll, n = variant.nll(batch.to(device))
             total, count = total + float(nll), count + float(n)
     total, count = _all_sum([total, count], world, device)
@@ -229,8 +249,17 @@ def evaluate(
     }
 
 
-def _autocast(cfg: TrainConfig, device: torch.device):
-    if cfg.precision == "bf16":
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'bf16' or 'fp32': 'auto' picks bf16 only where the device has native bf16 arithmetic."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+
+
+def autocast(cfg: TrainConfig, device: torch.device):
+    if resolve_precision(cfg.precision, device) == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -339,6 +368,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dic
                 "tokens_seen": tokens_seen,
                 "batches_consumed": step * cfg.grad_accum,
                 "world_size": world,
+                "horizon": horizon,
             }
             checkpoint.write_main(
                 stage, variant, optimizer, ema.shadow if ema else None, state, config_json, tok
@@ -347,11 +377,25 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dic
         _barrier(world)
 
     last: dict[str, Any] = {}
+    precision = resolve_precision(cfg.precision, device)
+    horizon = state.get("horizon") if state is not None else None
+    if horizon:  # a time-budgeted run resumes on the schedule it fixed
+        cfg = on_horizon(cfg, horizon)
     variant.train()
-    start_time, start_cpu, start_tokens = time.perf_counter(), time.process_time(), tokens_seen
+    start_time, start_cpu, start_tokens, start_step = (
+        time.perf_counter(),
+        time.process_time(),
+        tokens_seen,
+        step,
+    )
     try:
         last_step = min(cfg.max_steps, cfg.stop_at) if cfg.stop_at else cfg.max_steps
         while step < last_step:
+            if cfg.max_minutes and not horizon and step - start_step == CALIBRATION_STEPS:
+                horizon = time_horizon(cfg, step, step - start_step, time.perf_counter() - start_time)
+                horizon = int(_all_sum([horizon if rank == 0 else 0], world, device)[0])
+                cfg = on_horizon(cfg, horizon)
+                last_step = min(cfg.max_steps, cfg.stop_at) if cfg.stop_at else cfg.max_steps
             step += 1
             lr = lr_at(step, cfg)
             for group in optimizer.param_groups:
@@ -360,7 +404,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dic
             for micro in range(cfg.grad_accum):
                 batch = next(batches).to(device)
                 sync = micro == cfg.grad_accum - 1 or world == 1
-                with contextlib.nullcontext() if sync else wrapped.no_sync(), _autocast(cfg, device):
+                with contextlib.nullcontext() if sync else wrapped.no_sync(), autocast(cfg, device):
                     loss, variant_metrics = wrapped(batch)
                 (loss / cfg.grad_accum).backward()
                 step_loss += loss.detach() / cfg.grad_accum
@@ -386,6 +430,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dic
                     # wall time, and this process's CPU time (robust to a busy machine), since training began
                     "elapsed_s": elapsed,
                     "cpu_s": time.process_time() - start_cpu,
+                    "precision": precision,
                     **variant_metrics,
                 }
                 log(last)
@@ -405,3 +450,27 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dic
         if metrics_file is not None:
             metrics_file.close()
     return last
+
+
+def _train_or_error(name: str, cfg: TrainConfig) -> tuple[str, str | None]:
+    print(f"== train {name} -> {cfg.out}", flush=True)
+    try:
+        train(cfg)
+    except WikimixError as exc:
+        return name, str(exc)
+    return name, None
+
+
+def train_many(configs: dict[str, TrainConfig], jobs: int = 1) -> dict[str, str]:
+    """Train (or resume) every named run, `jobs` at a time in spawned processes (give each config
+    threads = cores // jobs); returns {name: error line} of the runs that could not train, so one run
+    that fails on bad input does not sink the others."""
+    if jobs <= 1:
+        results = [_train_or_error(name, cfg) for name, cfg in configs.items()]
+    else:  # spawn: each worker owns its torch thread pool; fork would copy the parent's
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(_train_or_error, configs, configs.values()))
+    return {name: error for name, error in results if error}
