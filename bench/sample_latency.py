@@ -1,11 +1,12 @@
-"""Sampling latency: one 50-token completion of a 150-token prompt (batch 1) by every variant, vs `ar`
+"""Sampling latency: one 50-token completion of a 150-token prompt (batch 1) by every entry, vs `ar`
 on its KV cache, in one run.
 
     .venv/bin/python bench/sample_latency.py                          # fresh bench-cpu-sized models
     .venv/bin/python bench/sample_latency.py --ckpt runs/ar --ckpt runs/mdlm --steps 16,32,64
     .venv/bin/python bench/sample_latency.py --budget bench-gpu --device cuda
 
-Without --ckpt every registered variant that exists is built at the budget's size (weights at init:
+Without --ckpt every entry (training.config.ENTRIES: each variant, embed once per head) is built at the
+budget's size (weights at init:
 latency does not depend on them, except that a sampler may skip steps that reveal nothing). With --ckpt
 the trained checkpoints are timed instead; their quality at each step count is in the evaluator's
 frontier (training/evaluate.py), so latencies can be compared at matched quality. Each point is the
@@ -25,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from training.config import BUDGETS  # noqa: E402
-from training.models import VARIANTS, load_variant, make_config  # noqa: E402
+from training.config import BUDGETS, ENTRIES  # noqa: E402
+from training.config import make_config as make_train_config  # noqa: E402
+from training.models import load_variant, make_config  # noqa: E402
 from training.tokenizers import SPECIAL_TOKENS, ByteTokenizer, SpecialIds  # noqa: E402
 from wikimix.errors import (  # noqa: E402
     ConfigError,
@@ -38,21 +40,24 @@ BPE_SPECIAL = SpecialIds(*range(len(SPECIAL_TOKENS)))  # BPETokenizer puts the s
 
 
 def fresh_models(budget: str, device: str, names: list[str]) -> dict[str, torch.nn.Module]:
-    """The named variants that exist, built at the budget's model size (vocab: the budget's BPE, or bytes)."""
-    preset = BUDGETS[budget]
+    """The named entries (training.config.ENTRIES) whose variant exists, built at the budget's size
+    (vocab: the budget's BPE, or bytes)."""
     models = {}
     for name in names:
+        if name not in ENTRIES:
+            raise ConfigError(f"unknown entry {name!r} (known: {', '.join(ENTRIES)})")
+        variant, model = ENTRIES[name]
         try:
-            module = load_variant(name)
+            module = load_variant(variant)
         except ConfigError as exc:
             print(f"skip {name}: {exc}")
             continue
-        overrides = {**preset["train"].get("model", {}), **preset["variants"].get(name, {})}
+        cfg = make_train_config(variant, budget=budget, data="-", out="-", model=model)
         byte = getattr(module, "TOKENIZER", None) == "byte"
-        vocab = ByteTokenizer.vocab_size if byte else preset["train"].get("vocab_size", 8192)
+        vocab = ByteTokenizer.vocab_size if byte else cfg.vocab_size
         special = ByteTokenizer.special if byte else BPE_SPECIAL
         torch.manual_seed(0)
-        models[name] = module.build(make_config(name, overrides), vocab, special).to(device).eval()
+        models[name] = module.build(make_config(variant, cfg.model), vocab, special).to(device).eval()
     return models
 
 
@@ -99,7 +104,7 @@ def main(argv: list[str] | None = None) -> float:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", action="append", default=[], help="trained run directory (repeatable)")
     parser.add_argument("--budget", default="bench-cpu", choices=sorted(BUDGETS))
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated (default: all)")
+    parser.add_argument("--entries", default=",".join(ENTRIES), help="comma-separated (default: all)")
     parser.add_argument("--steps", default="16,32,64", help="diffusion sampler steps, comma-separated")
     parser.add_argument("--headline-steps", type=int, default=64)
     parser.add_argument("--prompt-len", type=int, default=150)
@@ -113,9 +118,7 @@ def main(argv: list[str] | None = None) -> float:
     models = (
         checkpoint_models(args.ckpt, args.device)
         if args.ckpt
-        else fresh_models(
-            args.budget, args.device, [v.strip() for v in args.variants.split(",") if v.strip()]
-        )
+        else fresh_models(args.budget, args.device, [v.strip() for v in args.entries.split(",") if v.strip()])
     )
     if "ar" not in models or "mdlm" not in models:
         raise WikimixError("the headline needs both an ar and an mdlm model")

@@ -48,12 +48,16 @@ def run_dir(
 def train_run(
     root: str, variant: str, data: str, significance: str | None, budget: str, out: str, overrides: dict
 ) -> str:
-    """Train (or resume) one variant; returns its checkpoint directory."""
-    from training.config import make_config
+    """Train (or resume) one variant or comparison entry (training.config.ENTRIES, e.g. embed-hyper);
+    returns its checkpoint directory."""
+    from training.config import ENTRIES, make_config
     from training.trainer import train
 
     # training resolves DATASET@VERSION under $WIKIMIX_DATA: make it this flow's root (e.g. on a Dask worker)
     os.environ["WIKIMIX_DATA"] = root
+    # an entry name (embed-hyper) is its variant with its model settings, sized by the budget
+    variant, model = ENTRIES.get(variant, (variant, {}))
+    overrides = {**overrides, "model": {**model, **overrides.get("model", {})}}
     cfg = make_config(
         variant, budget=budget, overrides=overrides, data=data, out=out, significance=significance or None
     )

@@ -302,6 +302,7 @@ def test_time_budgeted_run_fixes_its_horizon_and_resumes_on_it(tmp_path):
     state = checkpoint.read_state(tmp_path / "run")
     assert state["horizon"] == state["step"] == last["step"] == 11  # calibrated after 10 steps
     assert last["lr"] == pytest.approx(cfg.lr * cfg.min_lr_ratio)  # the schedule decayed by the horizon
+    assert {"step": 10, "horizon": 11, "max_minutes": 1e-4} in metrics(tmp_path / "run")
     again = train(smoke("ar", tmp_path / "run", max_steps=400, max_minutes=5, save_every=0))
     assert checkpoint.read_state(tmp_path / "run")["step"] == 11 and again == {}
 

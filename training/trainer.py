@@ -396,6 +396,10 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dic
                 horizon = int(_all_sum([horizon if rank == 0 else 0], world, device)[0])
                 cfg = on_horizon(cfg, horizon)
                 last_step = min(cfg.max_steps, cfg.stop_at) if cfg.stop_at else cfg.max_steps
+                log({"step": step, "horizon": horizon, "max_minutes": cfg.max_minutes})
+                if progress is not None:
+                    progress.total = horizon
+                    progress.refresh()
             step += 1
             lr = lr_at(step, cfg)
             for group in optimizer.param_groups:
