@@ -297,14 +297,15 @@ def test_time_horizon_fits_the_budget_within_max_steps():
 
 
 def test_time_budgeted_run_fixes_its_horizon_and_resumes_on_it(tmp_path):
+    # a budget of 6 ms: the first step alone exceeds a tenth of it, so the run plans on one timed step
     cfg = smoke("ar", tmp_path / "run", max_steps=400, max_minutes=1e-4, save_every=0)
     last = train(cfg)
     state = checkpoint.read_state(tmp_path / "run")
-    assert state["horizon"] == state["step"] == last["step"] == 11  # calibrated after 10 steps
+    assert state["horizon"] == state["step"] == last["step"] == 2  # one timed step, then one more
     assert last["lr"] == pytest.approx(cfg.lr * cfg.min_lr_ratio)  # the schedule decayed by the horizon
-    assert {"step": 10, "horizon": 11, "max_minutes": 1e-4} in metrics(tmp_path / "run")
+    assert {"step": 1, "horizon": 2, "max_minutes": 1e-4} in metrics(tmp_path / "run")
     again = train(smoke("ar", tmp_path / "run", max_steps=400, max_minutes=5, save_every=0))
-    assert checkpoint.read_state(tmp_path / "run")["step"] == 11 and again == {}
+    assert checkpoint.read_state(tmp_path / "run")["step"] == 2 and again == {}
 
 
 def test_auto_precision_uses_bf16_only_where_the_device_has_it():
@@ -315,3 +316,12 @@ def test_auto_precision_uses_bf16_only_where_the_device_has_it():
     assert resolve_precision("auto", cpu) == ("bf16" if native else "fp32")
     assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
     assert make_config("ar", data="x", out="y").precision == "auto"
+
+
+def test_a_slow_run_calibrates_before_ten_steps():
+    from training.trainer import calibrated
+
+    cfg = make_config("sdd", budget="bench-cpu", data="x", out="y")
+    assert cfg.max_minutes == 15
+    assert not calibrated(cfg, 3, 60.0) and calibrated(cfg, 10, 60.0)
+    assert calibrated(cfg, 2, 90.0)  # two 45-second steps are a tenth of 15 minutes: enough to plan on

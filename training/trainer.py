@@ -72,7 +72,13 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * progress))
 
 
-CALIBRATION_STEPS = 10  # steps timed before a time-budgeted run fixes its schedule's horizon
+CALIBRATION_STEPS = 10  # steps timed before a time-budgeted run fixes its schedule's horizon ...
+CALIBRATION_SHARE = 0.1  # ... or fewer, once they have taken this share of the budget (a slow variant)
+
+
+def calibrated(cfg: TrainConfig, timed_steps: int, seconds: float) -> bool:
+    """Whether a time-budgeted run has timed enough steps to fix its horizon."""
+    return timed_steps >= CALIBRATION_STEPS or seconds >= CALIBRATION_SHARE * cfg.max_minutes * 60
 
 
 def time_horizon(cfg: TrainConfig, step: int, timed_steps: int, seconds: float) -> int:
@@ -391,8 +397,9 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dic
     try:
         last_step = min(cfg.max_steps, cfg.stop_at) if cfg.stop_at else cfg.max_steps
         while step < last_step:
-            if cfg.max_minutes and not horizon and step - start_step == CALIBRATION_STEPS:
-                horizon = time_horizon(cfg, step, step - start_step, time.perf_counter() - start_time)
+            timed, elapsed = step - start_step, time.perf_counter() - start_time
+            if cfg.max_minutes and not horizon and timed and calibrated(cfg, timed, elapsed):
+                horizon = time_horizon(cfg, step, timed, elapsed)
                 horizon = int(_all_sum([horizon if rank == 0 else 0], world, device)[0])
                 cfg = on_horizon(cfg, horizon)
                 last_step = min(cfg.max_steps, cfg.stop_at) if cfg.stop_at else cfg.max_steps
