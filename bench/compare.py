@@ -1,7 +1,7 @@
 """The comparison in one command: train every entry at one budget, evaluate them all, publish the table.
 
     .venv/bin/python bench/compare.py --data NAME-docs --significance NAME-sig --budget bench-cpu \
-        --out runs/bench-cpu --jobs 2 --publish bench-cpu
+        --out runs/bench-cpu --jobs 2 --sdd-options 'steps=[8],max_examples=8,n_generate=8' --publish bench-cpu
     .venv/bin/python bench/compare.py --data NAME-docs --budget bench-gpu --out runs/bench-gpu --device cuda
     .venv/bin/python bench/compare.py --data NAME-docs --budget smoke --out /tmp/cmp --entries ar,mdlm
 
@@ -65,7 +65,12 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--n-generate", type=int, default=32)
     parser.add_argument("--max-examples", type=int, default=256, help="test pairs scored for likelihood")
     parser.add_argument("--steps", default="8,16,32,64", help="diffusion sampler steps on the frontier")
-    parser.add_argument("--sdd-steps", default="", help="SDD's sampler steps (default: --steps)")
+    parser.add_argument(
+        "--sdd-options",
+        default="",
+        help="options for SDD's rows, e.g. 'steps=[8],max_examples=8,n_generate=8' (k = 8 candidates make "
+        "each SDD forward ~8x the tokens of the others)",
+    )
     parser.add_argument("--no-lid", action="store_true", help="skip the language mix (fastText LID)")
     parser.add_argument("--publish", default="", help="publish the report as Prefect artifacts under NAME")
     args = parser.parse_args(argv)
@@ -97,7 +102,7 @@ def main(argv: list[str] | None = None) -> float:
         print(f"skip {name}: {error}", flush=True)
     specs = []
     for name in (n for n in names if n not in failed):
-        extra = [f"steps=[{args.sdd_steps}]"] if name == "sdd" and args.sdd_steps else []
+        extra = [args.sdd_options] if name == "sdd" and args.sdd_options else []
         for options in [None, *EXTRA_ROWS.get(name, [])]:
             opts = ",".join(filter(None, [options, *extra]))
             specs.append(f"{args.out / name}::{opts}" if opts else str(args.out / name))

@@ -261,13 +261,16 @@ def test_compare_trains_entries_in_parallel_and_publishes_one_table(
     out = runs["base"] / "compare"
     args = ["--data", runs["spec"], "--budget", "smoke", "--out", str(out), "--entries", "ar,sdd,embed-hyper"]
     args += ["--jobs", "2", "--threads", "2", "--n-generate", "2", "--max-examples", "4", "--steps", "2"]
-    args += ["--sdd-steps", "2", "--no-lid", "--set", "max_steps=6", "--publish", "cmp-test"]
+    args += ["--sdd-options", "steps=[2],max_examples=2", "--no-lid", "--set", "max_steps=6"]
+    args += ["--publish", "cmp-test"]
     compare.main(args)
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last == "mdlm_vs_ar_ppl=nan"  # no mdlm entry in this comparison
     table = pq.read_table(out / "report" / "comparison.parquet").to_pylist()
     assert [r["model"] for r in table] == ["ar", "sdd", "sdd[sampler=original]", "embed-hyper", "reference"]
     assert all(r["tokens_seen"] == 6 * 4 * 32 for r in table[:-1])  # --set reached every entry
+    assert [r["test_pairs"] for r in table[:-1]] == [4, 2, 2, 4]  # SDD's rows on fewer pairs, scored once
+    assert table[1]["steps"] == table[2]["steps"] == 2
     hyper = json.loads((out / "embed-hyper" / "config.json").read_text())
     assert hyper["model"]["head"] == "hyper"
     found = prefect_client.read_artifacts(

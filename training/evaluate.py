@@ -34,7 +34,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,9 @@ class Model:
     pairs: list[tuple[str, list[int], int]] = field(default_factory=list)  # (doc_id, ids, prompt_len)
     options: dict[str, Any] = field(default_factory=dict)  # generate() options from the spec ('steps' aside)
     steps: tuple[int, ...] = ()  # the spec's sampler steps; () = EvalConfig.steps and the variant's default
+    sizes: dict[str, int] = field(
+        default_factory=dict
+    )  # the spec's max_examples / n_generate, for a slow model
 
 
 # ---- loading ---------------------------------------------------------------------------------------------
@@ -125,9 +128,13 @@ def train_seconds(records: list[dict[str, Any]]) -> float | None:
     return logged[-1]["tokens"] / logged[-1]["tok_per_s"]
 
 
+PER_MODEL_SIZES = ("max_examples", "n_generate")  # EvalConfig sizes a spec may lower for one slow model
+
+
 def parse_spec(spec: str | Path) -> tuple[Path, dict[str, Any]]:
-    """`DIR` or `DIR::key=value,key=value` (sampler options, e.g. `runs/sdd::sampler=original,steps=16`):
-    the run directory and the options; values parse as JSON where they can."""
+    """`DIR` or `DIR::key=value,key=value`: the run directory and options, values parsed as JSON where they
+    can: `steps` (the sampler steps to try), `max_examples` / `n_generate` (fewer test pairs for a slow
+    model), anything else goes to generate() (e.g. `runs/sdd::sampler=original,steps=[16]`)."""
     path, _, opts = str(spec).partition("::")
     options: dict[str, Any] = {}
     for item in filter(None, re.split(r",(?![^\[]*\])", opts)):  # commas inside [..] stay
@@ -146,6 +153,7 @@ def load_model(spec: str | Path, device: str, names: set[str]) -> Model:
     variant, tok, train = load_checkpoint(path, device=device)
     state = json.loads((path / "state.json").read_text())
     steps = options.pop("steps", ())
+    sizes = {k: int(options.pop(k)) for k in PER_MODEL_SIZES if k in options}
     name = (path.name or str(path)) + "".join(f"[{k}={v}]" for k, v in options.items())
     while name in names:  # two runs with the same directory name
         name = f"{name}'"
@@ -162,6 +170,7 @@ def load_model(spec: str | Path, device: str, names: set[str]) -> Model:
         train_seconds=train_seconds(read_metrics(path)),
         options=options,
         steps=tuple(steps) if isinstance(steps, list | tuple) else (int(steps),),
+        sizes=sizes,
     )
 
 
@@ -240,6 +249,11 @@ def score_likelihood(model: Model, source, cfg: EvalConfig) -> dict[str, Any]:
         "test_pairs": len(model.pairs),
         "test_tokens": int(tokens),
     }
+
+
+def sized(cfg: EvalConfig, model: Model) -> EvalConfig:
+    """The evaluation sizes for `model`: its spec's max_examples / n_generate where given."""
+    return replace(cfg, **model.sizes) if model.sizes else cfg
 
 
 def pick_judge(models: list[Model], scores: dict[str, dict[str, Any]]) -> Model | None:
@@ -574,7 +588,7 @@ def evaluate(
         if m.path in scored:
             m.pairs, scores[m.name] = scored[m.path].pairs, scores[scored[m.path].name]
             continue
-        scores[m.name] = score_likelihood(m, open_test_data(m, data, cfg, significance), cfg)
+        scores[m.name] = score_likelihood(m, open_test_data(m, data, cfg, significance), sized(cfg, m))
         scored[m.path] = m
     if judge is not None:
         judge_model = load_model(judge, cfg.device, {m.name for m in models})
@@ -591,7 +605,7 @@ def evaluate(
     frontier: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
     for m in models:
-        points = [frontier_point(m, s, judge, cfg, lid, log) for s in step_counts(m, cfg)]
+        points = [frontier_point(m, s, judge, sized(cfg, m), lid, log) for s in step_counts(m, cfg)]
         frontier += points
         main = next(p for p in points if p["steps"] == default_steps(m, cfg))
         rows.append(
