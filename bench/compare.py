@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from training.config import BUDGETS, ENTRIES, make_config, parse_overrides  # noqa: E402
+from training.config import BUDGETS, ENTRIES, make_entry_config, parse_overrides  # noqa: E402
 from training.evaluate import EvalConfig, evaluate  # noqa: E402
 from training.models import load_variant  # noqa: E402
 from training.trainer import train_many  # noqa: E402
@@ -83,11 +83,10 @@ def main(argv: list[str] | None = None) -> float:
     overrides = parse_overrides(args.set)
     configs = {}
     for name in names:
-        variant, model = ENTRIES[name]
-        configs[name] = make_config(
-            variant,
+        configs[name] = make_entry_config(
+            name,
             budget=args.budget,
-            overrides={**overrides, "model": {**model, **overrides.get("model", {})}},
+            overrides=overrides,
             data=args.data,
             out=str(args.out / name),
             significance=args.significance,

@@ -26,8 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from training.config import BUDGETS, ENTRIES  # noqa: E402
-from training.config import make_config as make_train_config  # noqa: E402
+from training.config import (  # noqa: E402
+    BUDGETS,
+    ENTRIES,
+    make_entry_config,  # noqa: E402
+)
 from training.models import load_variant, make_config  # noqa: E402
 from training.tokenizers import SPECIAL_TOKENS, ByteTokenizer, SpecialIds  # noqa: E402
 from wikimix.errors import (  # noqa: E402
@@ -46,13 +49,13 @@ def fresh_models(budget: str, device: str, names: list[str]) -> dict[str, torch.
     for name in names:
         if name not in ENTRIES:
             raise ConfigError(f"unknown entry {name!r} (known: {', '.join(ENTRIES)})")
-        variant, model = ENTRIES[name]
+        variant = ENTRIES[name][0]
         try:
             module = load_variant(variant)
         except ConfigError as exc:
             print(f"skip {name}: {exc}")
             continue
-        cfg = make_train_config(variant, budget=budget, data="-", out="-", model=model)
+        cfg = make_entry_config(name, budget=budget, data="-", out="-")
         byte = getattr(module, "TOKENIZER", None) == "byte"
         vocab = ByteTokenizer.vocab_size if byte else cfg.vocab_size
         special = ByteTokenizer.special if byte else BPE_SPECIAL

@@ -50,15 +50,12 @@ def train_run(
 ) -> str:
     """Train (or resume) one variant or comparison entry (training.config.ENTRIES, e.g. embed-hyper);
     returns its checkpoint directory."""
-    from training.config import ENTRIES, make_config
+    from training.config import make_entry_config
     from training.trainer import train
 
     # training resolves DATASET@VERSION under $WIKIMIX_DATA: make it this flow's root (e.g. on a Dask worker)
     os.environ["WIKIMIX_DATA"] = root
-    # an entry name (embed-hyper) is its variant with its model settings, sized by the budget
-    variant, model = ENTRIES.get(variant, (variant, {}))
-    overrides = {**overrides, "model": {**model, **overrides.get("model", {})}}
-    cfg = make_config(
+    cfg = make_entry_config(
         variant, budget=budget, overrides=overrides, data=data, out=out, significance=significance or None
     )
     cfg.progress = False

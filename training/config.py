@@ -282,3 +282,14 @@ def from_json(data: dict[str, Any]) -> TrainConfig:
     """A TrainConfig from its saved JSON form (config.json's 'train')."""
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     return TrainConfig(**{k: v for k, v in data.items() if k in known})
+
+
+def make_entry_config(
+    entry: str, budget: str | None = None, overrides: dict[str, Any] | None = None, **explicit: Any
+) -> TrainConfig:
+    """make_config for a comparison entry (ENTRIES: `embed-hyper` is embed with head=hyper) or a plain
+    variant name; the entry's model settings sit under `overrides`' model settings."""
+    variant, model = ENTRIES.get(entry, (entry, {}))
+    overrides = overrides or {}
+    merged = {**overrides, "model": {**model, **overrides.get("model", {})}}
+    return make_config(variant, budget=budget, overrides=merged, **explicit)

@@ -94,9 +94,7 @@ class Model:
     pairs: list[tuple[str, list[int], int]] = field(default_factory=list)  # (doc_id, ids, prompt_len)
     options: dict[str, Any] = field(default_factory=dict)  # generate() options from the spec ('steps' aside)
     steps: tuple[int, ...] = ()  # the spec's sampler steps; () = EvalConfig.steps and the variant's default
-    sizes: dict[str, int] = field(
-        default_factory=dict
-    )  # the spec's max_examples / n_generate, for a slow model
+    sizes: dict[str, int] = field(default_factory=dict)  # spec's max_examples / n_generate
 
 
 # ---- loading ---------------------------------------------------------------------------------------------
