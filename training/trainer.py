@@ -246,7 +246,7 @@ def _pinned_config(cfg: TrainConfig, out: Path, rank: int, world: int, marker: d
     if rank == 0:
         pins = {k: _pin(k, getattr(cfg, k), marker[k] if marker else None, out) for k in PINNED_OPTIONS}
         updated = checkpoint.run_marker(**pins)
-        if marker != updated:
+        if marker != updated or not (out / checkpoint.RUN_MARKER).exists():  # first start, or pre-marker run
             checkpoint.write_run_marker(out, updated)
     _barrier(world)
     marker = checkpoint.read_run_marker(out)
