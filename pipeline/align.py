@@ -749,6 +749,7 @@ def run_align(
 ):
     """Align a whole wiki version in `num_shards` shards (one after another) and commit. (ref, reports)."""
     from storage.store import VersionWriter
+    from wikimix.guards import require_rows
 
     cfg = cfg or AlignConfig()
     writer = VersionWriter(
@@ -758,4 +759,6 @@ def run_align(
         parents=[wiki_ref],
     )
     reports = [align_version(wiki_ref, writer, rank, num_shards, cfg) for rank in range(num_shards)]
+    why = f"{wiki_ref} has {wiki_ref.num_rows('sections')} section row(s), none of a concept"
+    require_rows(writer, "alignments", "align", why)
     return writer.commit(), reports

@@ -48,6 +48,7 @@ import requests
 from pipeline.concepts import ConceptTable, normalize_title
 from pipeline.sections import sections_from_page
 from wikimix.errors import ConfigError, WikimixError
+from wikimix.guards import UnsafePathError, check_lang, check_wiki_id, require_rows
 
 DEFAULT_USER_AGENT = "wikimix/0.1 (https://github.com/wikimix/wikimix; wikimix-bot@users.noreply.github.com)"
 DISAMBIGUATION_TEMPLATES = {
@@ -378,8 +379,14 @@ class Crawl:
         site = WikiSite(wiki.api_url, self.config, self.stats, self.rate_limit, self.sleep)
         info = site.query(meta="siteinfo", siprop="general|interwikimap")
         general = info.get("general") or {}
+        try:  # the id names staging files: a server must not choose a path
+            wiki_id = check_wiki_id(
+                general.get("wikiid") or f"{wiki.lang}wiki", f"siteinfo of {wiki.api_url}"
+            )
+        except UnsafePathError as exc:
+            raise FetchError(str(exc)) from None
         wiki.site = site
-        wiki.wiki_id = general.get("wikiid") or f"{wiki.lang}wiki"
+        wiki.wiki_id = wiki_id
         for entry in info.get("interwikimap") or []:
             if "language" in entry:
                 api = entry.get("api") or api_url_from_page_url(entry.get("url", ""))
@@ -394,7 +401,7 @@ class Crawl:
             general = self._connect(wiki)
         except FetchError as exc:
             raise FetchError(f"home wiki unusable: {exc}") from None
-        wiki.lang = general.get("lang") or "und"
+        wiki.lang = check_lang(general.get("lang") or "und", f"siteinfo of {api_url}")
         self.wikis[wiki.lang] = wiki
         return wiki.lang
 
@@ -636,8 +643,9 @@ def crawl(
     resume: continue the newest uncommitted version of the dataset (or `version`).
     Returns (VersionRef, summary dict: requests, content_requests, pages, fetched, reused, errors, ...).
     """
-    from storage.store import VersionWriter
+    from storage.store import VersionWriter, _check_name
 
+    _check_name("dataset", f"{name}-wiki")
     config = config or FetchConfig()
     titles = list(titles)
     langs_set = set(langs) if langs is not None else None
@@ -720,7 +728,8 @@ def crawl(
                 sections.extend({**row, "concept": page["concept"], "title": page["title"]} for row in old)
         writer.write_shard("sections", i, len(wiki_ids), sections)
         writer.write_shard("pages", i, len(wiki_ids), pages)
-    writer.write_table("fetch_log", run.log)
+    log_path = writer.write_table("fetch_log", run.log)[0]
+    require_rows(writer, "pages", "fetch", _nothing_stored(run.log, log_path))
     staging.clear()
     ref = writer.commit()
 
@@ -749,6 +758,18 @@ def crawl(
     return ref, summary
 
 
+def _nothing_stored(log: list[dict], log_path: str) -> str:
+    """Why a crawl stored no page: how many titles ended how, the first failure, where the log is."""
+    statuses = Counter(row["status"] for row in log)
+    first = next((row for row in log if row["status"] not in ("ok", "redirect")), None)
+    example = f"; first: {first['lang']} {first['requested_title']!r}: {first['detail']}" if first else ""
+    counts = ", ".join(f"{status} {n}" for status, n in sorted(statuses.items()))
+    return (
+        f"none of {len(log)} requested title(s) stored ({counts}){example[:300]}; "
+        f"fetch log (not committed) at {log_path}"
+    )
+
+
 # --- resume and reuse -----------------------------------------------------------------------------
 
 
@@ -768,7 +789,7 @@ class _Staging:
             return {}
         key = hashlib.sha256(",".join(f"{r['wiki']}:{r['rev_id']}" for r in rows).encode()).hexdigest()[:16]
         self.fs.makedirs(self.dir, exist_ok=True)
-        final = f"{self.dir}/{rows[0]['wiki']}-{key}.parquet"
+        final = f"{self.dir}/{check_wiki_id(rows[0]['wiki'])}-{key}.parquet"
         tmp = f"{self.dir}/.tmp-{uuid.uuid4().hex}"
         with self.fs.open(tmp, "wb") as fh:
             pq.write_table(to_arrow("pages", rows), fh)
