@@ -759,6 +759,7 @@ def run_align(
         parents=[wiki_ref],
     )
     reports = [align_version(wiki_ref, writer, rank, num_shards, cfg) for rank in range(num_shards)]
-    why = f"{wiki_ref} has {wiki_ref.num_rows('sections')} section row(s), none of a concept"
+    n = wiki_ref.num_rows("sections")
+    why = f"{wiki_ref} has {n} section row(s)" + (", none with a concept" if n else "")
     require_rows(writer, "alignments", "align", why)
     return writer.commit(), reports
