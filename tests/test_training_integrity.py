@@ -287,3 +287,17 @@ def test_corrupt_checkpoint_files_are_one_line_errors(
     assert "\n" not in str(err.value)
     code, lines = run_cli(monkeypatch, capsys, "generate", "--ckpt", str(run), "--prompt", "ab")
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in lines[0]
+
+
+# ---- a first start that fails on bad input leaves nothing behind ----------------------------------------
+
+
+def test_failed_first_start_removes_only_what_it_made(tmp_path, data_root):
+    write_version(data_root, "void-docs", {"documents": []}, version="v1")
+    with pytest.raises(WikimixError):
+        train(smoke(tmp_path / "new", data="void-docs"))
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()  # an empty directory the user made stays, and stays empty
+    with pytest.raises(WikimixError):
+        train(smoke(tmp_path / "mine", data="void-docs"))
+    assert (tmp_path / "mine").is_dir() and not any((tmp_path / "mine").iterdir())

@@ -307,7 +307,7 @@ def prepare(cfg: ExperimentConfig, val_frac: float) -> Prepared:
 
 
 def read_docs(ref: VersionRef) -> list[dict]:
-    table = ref.read("documents")
+    table = ref.read("documents", verify=True)
     return table.select([c for c in DOC_COLUMNS if c in table.column_names]).to_pylist()
 
 

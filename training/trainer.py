@@ -26,6 +26,7 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -347,11 +348,33 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rank, world, device, started = _init_distributed(cfg)
+    out = Path(cfg.out)
+    existed = out.exists()
+    fresh = rank == 0 and (not existed or (out.is_dir() and not any(out.iterdir())))
     try:
         return _train(cfg, rank, world, device)
+    except WikimixError:
+        if fresh and checkpoint.read_state(out) is None:
+            _remove_unstarted_run(out, keep_dir=existed)  # bad input leaves no half-made run behind
+        raise
     finally:
         if started:
             dist.destroy_process_group()
+
+
+def _remove_unstarted_run(out: Path, keep_dir: bool) -> None:
+    """Undo what a first start that failed before its first checkpoint made: `out` was missing or empty
+    before this run, so everything in it is this run's own (an empty directory the user made stays)."""
+    if not out.is_dir():
+        return
+    for child in out.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    if not keep_dir:
+        with contextlib.suppress(OSError):
+            out.rmdir()
 
 
 def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dict[str, Any]:
