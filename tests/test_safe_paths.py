@@ -300,6 +300,19 @@ def test_staging_refuses_a_path_as_wiki_id(tmp_path):
     assert not list(tmp_path.rglob("x-*"))
 
 
+def test_langs_option_takes_only_language_codes(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "wikimix.cli", "ingest", "--dumps", str(SAMPLE_DIR),
+         "--concepts", str(SAMPLE_DIR / "concepts.tsv"), "--langs", "en,../x", "--root", str(tmp_path / "d")],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 2 and out.stderr.strip() == (
+        "error: bad language code '../x' from --langs: expected a lowercase MediaWiki code such as en, als, "
+        "zh-classical or be-tarask"
+    )
+    assert not (tmp_path / "d").exists()
+
+
 def test_dataset_names_are_checked_before_any_request_or_read(tmp_path):
     from pipeline.dump import ingest_dumps
     from pipeline.fetch import crawl

@@ -95,7 +95,8 @@ def codeswitch(
         )
         writer = VersionWriter(root, out or "sib200-docs", params={"step": "sib200", **cfg.__dict__})
         reports = [build_sib200(sib200, writer, cfg, rank, shards) for rank in range(shards)]
-        require_rows(writer, "documents", "codeswitch --sib200", f"no document from {sib200}")
+        why = f"no window of {sentences_per_doc} sentence(s) in {sib200} made a document of 3+ languages"
+        require_rows(writer, "documents", "codeswitch --sib200", why)
         _print_reports(writer.commit(), reports)
         return
     if alignments is None:
