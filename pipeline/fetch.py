@@ -379,10 +379,11 @@ class Crawl:
         site = WikiSite(wiki.api_url, self.config, self.stats, self.rate_limit, self.sleep)
         info = site.query(meta="siteinfo", siprop="general|interwikimap")
         general = info.get("general") or {}
-        try:  # the id names staging files: a server must not choose a path
-            wiki_id = check_wiki_id(
-                general.get("wikiid") or f"{wiki.lang}wiki", f"siteinfo of {wiki.api_url}"
-            )
+        # the id names staging files: a server must not choose a path. Without one, Wikimedia's
+        # dbname convention: zh-min-nan -> zh_min_nanwiki
+        fallback = f"{(wiki.lang or general.get('lang') or 'und').replace('-', '_')}wiki"
+        try:
+            wiki_id = check_wiki_id(general.get("wikiid") or fallback, f"siteinfo of {wiki.api_url}")
         except UnsafePathError as exc:
             raise FetchError(str(exc)) from None
         wiki.site = site

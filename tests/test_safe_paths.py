@@ -284,6 +284,10 @@ def test_a_server_naming_a_path_as_its_wiki_id_is_refused(hostile_wiki, tmp_path
     lang_url = hostile_wiki({"wikiid": "enwiki", "lang": ".."})
     with pytest.raises(UnsafePathError, match=r"bad language code '\.\.' from siteinfo"):
         crawl(lang_url, titles=["Kyiv"], root=str(tmp_path / "data"), name="h", config=config)
+    # no wikiid at all: Wikimedia's dbname convention, a plain name (the wiki has no such page)
+    plain_url = hostile_wiki({"lang": "zh-min-nan"})
+    with pytest.raises(WikimixError, match="missing 1.*no page 'Kyiv' on zh_min_nanwiki"):
+        crawl(plain_url, titles=["Kyiv"], root=str(tmp_path / "data"), name="h", config=config)
     outside = sorted(p.name for p in tmp_path.iterdir())
     assert outside == ["data", "sentinel"] and not list(tmp_path.rglob("x*"))
 
