@@ -730,7 +730,7 @@ def crawl(
         writer.write_shard("sections", i, len(wiki_ids), sections)
         writer.write_shard("pages", i, len(wiki_ids), pages)
     log_path = writer.write_table("fetch_log", run.log)[0]
-    require_rows(writer, "pages", "fetch", _nothing_stored(run.log, log_path))
+    require_rows(writer, "pages", "fetch", _nothing_stored(run.log, log_path), keep_uncommitted=True)
     staging.clear()
     ref = writer.commit()
 
