@@ -349,7 +349,7 @@ CASES = [
     Case(
         "fetch-every-wiki-down",
         ("fetch", "--api", "http://127.0.0.1:9/w/api.php", "--titles", "Danube", "--name", "down"),
-        "nothing committed",
+        "cannot reach",
         may_write="data/down-wiki",
     ),
     Case("fetch-family-missing", ("fetch", "--family", "--family-dir", "{world}/nofamily")),
