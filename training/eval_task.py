@@ -8,8 +8,8 @@ character offsets. Every model then
 - generates until it has at least as many bytes, cut at that length on a character boundary
   (`cut_to_bytes`), so every row's completions are as long as the reference.
 Pairs come from the concept-disjoint test split (training/split.py): consecutive, non-overlapping windows
-of a document, up to `pairs_per_doc` per document, `max_pairs` in all; each carries its split unit (the
-concept), the cluster of the bootstrap (training/intervals.py).
+of a document, up to `pairs_per_doc` per document, `max_pairs` in all, taken round-robin over concepts;
+each carries its split unit (the concept), the cluster of the bootstrap (training/intervals.py).
 
 Text statistics are computed on valid decoded text only: bytes that are not valid UTF-8 (a byte model can
 write them) are counted as the invalid rate and left out, never scored as U+FFFD characters.
@@ -77,8 +77,10 @@ def reference_tokenizer(data: Any, vocab_size: int, path: Path, max_chars: int =
 
 
 def build_pairs(data: Any, ref_tok: Tokenizer, cfg: TaskConfig, split: str = "test") -> list[Pair]:
-    """The task's pairs from `split` of a ShardData (any tokenizer: only its documents are read)."""
-    pairs: list[Pair] = []
+    """The task's pairs from `split` of a ShardData (any tokenizer: only its documents are read), taken
+    round-robin over concepts (a concept's pairs in document order) so `max_pairs` spans as many concepts,
+    the bootstrap's clusters, as the split holds."""
+    by_unit: dict[str, list[Pair]] = {}
     for doc_id, text in data.documents(split, world_size=1, rank=0):
         ids, offsets = ref_tok.encode_with_offsets(text)
         pos, k = 0, 0
@@ -89,17 +91,20 @@ def build_pairs(data: Any, ref_tok: Tokenizer, cfg: TaskConfig, split: str = "te
             end = offsets[pos + plen + cfg.cont_len - 1][1]
             prompt, continuation = text[start:cut], text[cut:end]
             if prompt.strip() and continuation:
-                pairs.append(Pair(data.units.get(doc_id, doc_id), doc_id, prompt, continuation, start))
-                if len(pairs) == cfg.max_pairs:
-                    return pairs
+                unit = data.units.get(doc_id, doc_id)
+                by_unit.setdefault(unit, []).append(Pair(unit, doc_id, prompt, continuation, start))
             pos += plen + cfg.cont_len
             k += 1
+    queues = [by_unit[u] for u in sorted(by_unit, key=_stable_int)]
+    pairs: list[Pair] = []
+    for depth in range(max((len(q) for q in queues), default=0)):
+        pairs += [q[depth] for q in queues if depth < len(q)]
     if not pairs:
         raise WikimixError(
             f"no {split} pair of {cfg.prompt_min}+{cfg.cont_len} reference tokens in the data "
             "(too few or too short documents in the split)"
         )
-    return pairs
+    return pairs[: cfg.max_pairs]
 
 
 def encode_pair(
@@ -176,19 +181,33 @@ def valid_text(data: bytes) -> str:
     return data.decode("utf-8", errors="ignore")
 
 
-def text_stats(completions: Sequence[bytes], distinct_n: int = 2, rep_n: int = 4) -> dict[str, float | None]:
-    """On valid decoded text: character unigram entropy (bits), distinct-n over words (whitespace words;
-    characters for text without spaces, as CJK), repeated-n-gram rate over characters, and the invalid
-    UTF-8 rate of the raw bytes."""
-    total = sum(len(c) for c in completions)
-    texts = [valid_text(c) for c in completions]
-    words = [t.split() if " " in t.strip() else list(t) for t in texts]
+def _words(text: str) -> list[str]:
+    """Whitespace words; characters for text written without spaces (CJK)."""
+    return text.split() if " " in text.strip() else list(text)
+
+
+def completion_stats(completion: bytes, distinct_n: int = 2, rep_n: int = 4) -> dict[str, float]:
+    """One completion's statistics on its valid decoded text: character unigram entropy (bits),
+    distinct-n over words, repeated-n-gram rate over characters."""
+    text = valid_text(completion)
     return {
-        "entropy": metrics.unigram_entropy([list(t) for t in texts]),
-        "distinct": metrics.distinct_n(words, distinct_n),
-        "repetition": metrics.repeated_ngram_rate([list(t) for t in texts], rep_n),
-        "invalid_utf8": sum(invalid_bytes(c) for c in completions) / total if total else None,
+        "entropy": metrics.unigram_entropy([list(text)]),
+        "distinct": metrics.distinct_n([_words(text)], distinct_n),
+        "repetition": metrics.repeated_ngram_rate([list(text)], rep_n),
     }
+
+
+def text_stats(completions: Sequence[bytes], distinct_n: int = 2, rep_n: int = 4) -> dict[str, float | None]:
+    """Per-completion statistics (completion_stats) averaged over completions, as MDLM-family papers report
+    sample entropy, and the invalid UTF-8 rate of the raw bytes."""
+    per = [completion_stats(c, distinct_n, rep_n) for c in completions]
+    total = sum(len(c) for c in completions)
+    out: dict[str, float | None] = {k: sum(p[k] for p in per) / len(per) if per else None for k in STATS}
+    out["invalid_utf8"] = sum(invalid_bytes(c) for c in completions) / total if total else None
+    return out
+
+
+STATS = ("entropy", "distinct", "repetition")
 
 
 def byte_accuracy(completions: Sequence[bytes], references: Sequence[bytes]) -> float:

@@ -42,10 +42,12 @@ from training import intervals, metrics, report
 from training.baselines import KneserNeyBytes, UnigramBytes
 from training.data import DataOptions, ShardData, parse_data_spec
 from training.eval_task import (
+    STATS,
     Pair,
     TaskConfig,
     build_pairs,
     byte_accuracy,
+    completion_stats,
     cut_to_bytes,
     reference_tokenizer,
     text_stats,
@@ -68,7 +70,15 @@ from training.tokenizers import ByteTokenizer
 from wikimix.errors import ConfigError
 
 Lid = Callable[[list[str]], list[str]]  # texts -> one language label per text
-__all__ = ["EvalConfig", "evaluate", "likelihood_kind", "load_model", "parse_spec", "train_seconds"]
+__all__ = [
+    "EvalConfig",
+    "evaluate",
+    "likelihood_kind",
+    "load_model",
+    "parse_spec",
+    "plot_loss_curves",
+    "train_seconds",
+]
 
 
 @dataclass
@@ -160,10 +170,9 @@ def measure(
         "completion_bytes": metrics.median_iqr([len(c) for c in completions]),
         **text_stats(completions, cfg.distinct_n, cfg.rep_n),
     }
-    for key in ("entropy", "distinct", "repetition"):
-        row[f"{key}_ci95"] = intervals.statistic_interval(
-            completions, units, lambda xs, k=key: text_stats(xs, cfg.distinct_n, cfg.rep_n)[k], **boot
-        )
+    per = [completion_stats(c, cfg.distinct_n, cfg.rep_n) for c in completions]
+    for key in STATS:
+        row[f"{key}_ci95"] = intervals.ratio_interval([p[key] for p in per], [1.0] * len(per), units, **boot)
     nbits = [
         judges.ngram.nll_bits(p.prompt.encode("utf-8"), c) for p, c in zip(pairs, completions, strict=True)
     ]
@@ -423,6 +432,8 @@ def evaluate(
         if m.likelihood != "exact":
             points += frontier(m, pairs, judges, cfg)
     rows += baseline_rows(unigram, judges, pairs, cfg, lid, log)
+    keys = list(dict.fromkeys(k for r in rows for k in r))  # one schema: absent columns are None
+    rows = [{k: r.get(k) for k in keys} for r in rows]
 
     out.mkdir(parents=True, exist_ok=True)  # only once there is something to write
     ref_tok.save(tok_path)

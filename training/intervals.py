@@ -7,14 +7,13 @@ bootstrap). With a single cluster there is nothing to resample: the interval is 
 one, and `clusters` says why.
 
     low, high = ratio_interval(bits, n_bytes, concepts)          # bits per byte, a ratio of sums
-    low, high = statistic_interval(items, concepts, stat)        # any statistic of a list of pairs' items
+    low, high = ratio_interval(values, [1.0] * len(values), concepts)   # a mean of per-pair values
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -54,26 +53,6 @@ def ratio_interval(
     draws = _draws(k, n_boot, seed)
     with np.errstate(invalid="ignore", divide="ignore"):
         return _percentiles((draws @ num) / (draws @ den))
-
-
-def statistic_interval(
-    items: Sequence[Any],
-    clusters: Sequence[str],
-    statistic: Callable[[list[Any]], float | None],
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> tuple[float, float] | None:
-    """Interval of statistic(items) for a statistic that pools its items (entropy, distinct-n)."""
-    index, k = _cluster_index(clusters)
-    if k < 2:
-        return None
-    members = [[items[i] for i in np.flatnonzero(index == c)] for c in range(k)]
-    values = []
-    for counts in _draws(k, n_boot, seed):
-        drawn = [item for c, n in enumerate(counts) for _ in range(n) for item in members[c]]
-        value = statistic(drawn)
-        values.append(np.nan if value is None else value)
-    return _percentiles(np.array(values, dtype=float))
 
 
 def mean_and_standard_error(samples: Sequence[float]) -> tuple[float, float]:
