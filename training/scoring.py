@@ -55,13 +55,19 @@ class Model:
 
 
 def likelihood_kind(variant: nn.Module) -> str:
-    """'exact' for the autoregressive baseline, 'bound' for ELBOs, 'proxy' for anything else."""
+    """'exact' for the autoregressive baseline, 'bound' for ELBOs and semantic-insert's insertion-order
+    bound (training/insertion_bound.py), 'proxy' for anything else."""
     kind = getattr(variant, "nll_kind", None)
     if kind:
         return str(kind)
-    if getattr(variant, "nll_is_bound", False):
+    if getattr(variant, "nll_is_bound", False) or is_insertion_model(variant):
         return "bound"
     return "exact" if getattr(variant, "name", "") == "ar" else "proxy"
+
+
+def is_insertion_model(variant: nn.Module) -> bool:
+    """semantic-insert and its kin: scored by the insertion-order bound, not by their `nll` proxy."""
+    return hasattr(variant, "slot_logits") and hasattr(variant, "nothing_id")
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -157,6 +163,8 @@ def pair_bits(
     """Bits on each pair's continuation bytes, and (bounds) the Monte-Carlo standard error of the total;
     `spans` (doc_id -> significance spans) for a variant trained on removal ranks."""
     torch.manual_seed(seed)  # diffusion bounds draw noise: the same draws on every run
+    if is_insertion_model(model.variant):
+        return insertion_bits(model, pairs, seed, spans)
     dev = torch.device(device)
     draws = t_samples if model.likelihood == "bound" else 1
     chunk = max(1, min(chunk, draws))
@@ -178,6 +186,26 @@ def pair_bits(
     if model.likelihood == "bound":
         out["bound_se_bits"] = mean_and_standard_error(group_totals)[1] if groups > 1 else None
     return out
+
+
+def insertion_bits(
+    model: Model, pairs: list[Pair], seed: int, spans: dict[str, list[tuple[int, int, int]]] | None
+) -> dict[str, Any]:
+    """semantic-insert's exact bound along its own insertion order (deterministic: no t-samples)."""
+    from training.insertion_bound import insertion_order_nll
+
+    semantic = getattr(model.variant.cfg, "order", "semantic") == "semantic"
+    if semantic and spans is None:
+        raise ConfigError(f"{model.name}: order='semantic' needs its significance version to be scored")
+    generator = torch.Generator().manual_seed(seed)
+    bits = []
+    for pair in pairs:
+        ids, plen, ranks = encode_pair(
+            model.tok, pair, model.max_len, spans.get(pair.doc_id, []) if spans else None
+        )
+        keys = torch.tensor(ranks) if semantic else torch.randperm(len(ids), generator=generator)
+        bits.append(insertion_order_nll(model.variant, ids, plen, keys) / math.log(2))
+    return {"bits": bits, "t_samples": None, "bound_se_bits": None}
 
 
 # ---- generation ------------------------------------------------------------------------------------------
