@@ -33,14 +33,15 @@ from training.config import BUDGETS, ENTRIES, make_entry_config, parse_overrides
 from training.data import parse_data_spec  # noqa: E402
 from training.evaluate import EvalConfig, evaluate, rows_beating_unigram  # noqa: E402
 from training.judge import judge_run  # noqa: E402
-from training.split import concept_splits  # noqa: E402
 from training.models import load_variant  # noqa: E402
+from training.split import concept_splits  # noqa: E402
 from training.trainer import train_many  # noqa: E402
 from wikimix.errors import ConfigError, WikimixError, run_or_exit  # noqa: E402
 
 # Extra rows evaluated from an entry's checkpoint: generate() options (steps: the sampler steps to try).
 # SDD's original sampler is kept beside the fixed one so the repetition it causes can be seen.
 EXTRA_ROWS = {"sdd": ["sampler=original"]}
+SEEDED = ("ar", "mdlm")  # entries trained once per --seeds value: mean and t-interval across seeds
 
 # The smoke budget trains byte models for the unit tests; the comparison runs it with the bench's
 # tokenizers (BPE rows beside the byte row) and splits large enough for the 8-concept sample corpus.
@@ -67,6 +68,19 @@ def available(names: list[str]) -> list[str]:
     return out
 
 
+def seed_summary(rows: list[dict], seeds: list[int]) -> dict[str, dict]:
+    """Per seeded entry: bits per byte of each seed's run, their mean and 95% t-interval across seeds."""
+    from training.experiment import interval
+
+    out = {}
+    for name in SEEDED:
+        runs = [name] + [f"{name}-seed{s}" for s in seeds[1:]]
+        values = [next((r["bits_per_byte"] for r in rows if r["model"] == run), None) for run in runs]
+        if values[0] is not None:
+            out[name] = {"seeds": seeds, "bits_per_byte": values, **interval(values)}
+    return out
+
+
 def main(argv: list[str] | None = None) -> tuple[int, int]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="DATASET[@VERSION] under the data root")
@@ -81,6 +95,9 @@ def main(argv: list[str] | None = None) -> tuple[int, int]:
     parser.add_argument("--n-generate", type=int, default=64, help="test pairs completed per decoding")
     parser.add_argument("--max-examples", type=int, default=256, help="test pairs scored for likelihood")
     parser.add_argument("--sdd-options", default="", help="generate() options for SDD's rows, e.g. 'steps=8'")
+    parser.add_argument(
+        "--seeds", default="0", help="training seeds of ar and mdlm, e.g. 0,1,2 (first: the row)"
+    )
     parser.add_argument("--no-lid", action="store_true", help="skip the language mix (fastText LID)")
     parser.add_argument("--publish", default="", help="publish the report as Prefect artifacts under NAME")
     args = parser.parse_args(argv)
@@ -91,19 +108,29 @@ def main(argv: list[str] | None = None) -> tuple[int, int]:
     if "ar" not in names:
         raise WikimixError("the comparison needs the ar baseline")
     overrides = {**(SMOKE_SETTINGS if args.budget == "smoke" else {}), **parse_overrides(args.set)}
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+    if not seeds:
+        raise ConfigError("--seeds is empty")
+    runs = [(name, name, seeds[0]) for name in names]
+    runs += [(f"{name}-seed{seed}", name, seed) for seed in seeds[1:] for name in SEEDED if name in names]
     configs = {}
-    for name in names:
-        configs[name] = make_entry_config(
+    for run, name, seed in runs:
+        configs[run] = make_entry_config(
             name,
             budget=args.budget,
             overrides=overrides,
             data=args.data,
-            out=str(args.out / name),
+            out=str(args.out / run),
             significance=args.significance,
             device=args.device,
             threads=max(1, args.threads // args.jobs),
             progress=args.jobs == 1,
+            seed=seed,
         )
+    names = list(configs)
     failed = train_many(configs, args.jobs)
     if "ar" in failed:
         raise WikimixError(f"ar did not train: {failed['ar']}")
@@ -139,6 +166,9 @@ def main(argv: list[str] | None = None) -> tuple[int, int]:
         from flows.evaluate import publish_report
 
         print("published:", ", ".join(publish_report(args.publish, args.data, paths)))
+    if len(seeds) > 1:
+        (args.out / "seeds.json").write_text(json.dumps(seed_summary(rows, seeds), indent=1))
+        print("seeds:", json.dumps(seed_summary(rows, seeds)))
     n, m = rows_beating_unigram(rows)
     print(f"rows_beating_unigram={n}/{m}")
     return n, m

@@ -246,6 +246,8 @@ def test_compare_writes_the_comparison_and_the_split(runs, monkeypatch, prefect_
         "test_frac=0.05",
         "--publish",
         "cmp-test",
+        "--seeds",
+        "0,1",
     ]
     n, m = compare.main(args)
     assert capsys.readouterr().out.strip().splitlines()[-1] == f"rows_beating_unigram={n}/{m}"
@@ -254,7 +256,10 @@ def test_compare_writes_the_comparison_and_the_split(runs, monkeypatch, prefect_
                 "gen_ppl", "judge", "entropy"):  # fmt: skip
         assert all(key in r for r in rows), key
     models = [r for r in rows if r["kind"] == "model"]
-    assert [r["model"] for r in models] == ["ar", "llada-byte"]
+    assert [r["model"] for r in models] == ["ar", "llada-byte", "ar-seed1"]
+    seeds = json.loads((out / "seeds.json").read_text())["ar"]
+    assert seeds["n"] == 2 and seeds["low"] < seeds["mean"] < seeds["high"]
+    assert seeds["bits_per_byte"][0] != seeds["bits_per_byte"][1]  # another seed, another model
     assert {r["tokens_seen"] for r in models} == {6 * 4 * 32} and len({r["scored_bytes"] for r in rows}) == 1
     split = json.loads((out / "split.json").read_text())
     assert set(split) == {"train", "val", "test"} and split["test"]
