@@ -274,3 +274,34 @@ def test_compare_writes_the_comparison_and_the_split(runs, monkeypatch, prefect_
     assert found, "no comparison artifact"
     with pytest.raises(ConfigError, match="unknown entry 'gpt'"):
         compare.main(["--data", runs["spec"], "--out", str(out), "--entries", "ar,gpt"])
+
+
+def test_cli_evaluate_writes_the_table(runs, monkeypatch):
+    from typer.testing import CliRunner
+
+    from wikimix.cli import app
+
+    monkeypatch.setenv("WIKIMIX_DATA", str(runs["base"] / "data"))
+    out = runs["base"] / "report-cli"
+    args = ["evaluate", "--ckpt", str(runs["dirs"]["mdlm"]), "--data", runs["spec"], "--out", str(out)]
+    args += ["--prompt-min", "8", "--prompt-max", "16", "--cont-len", "8", "--max-examples", "4"]
+    args += ["--n-generate", "2", "--t-samples", "2", "--temperatures", "1", "--no-lid"]
+    result = CliRunner().invoke(app, args + ["--judge", str(runs["judge"])])
+    assert result.exit_code == 0, result.output
+    assert "| mdlm | model |" in result.output and "| unigram | baseline |" in result.output
+    rows = json.loads((out / "comparison.json").read_text())
+    assert rows[0]["judge"] == Path(runs["judge"]).name and rows[0]["t_samples"] == 2
+    result = CliRunner().invoke(app, args + ["--temperatures", "1,x"])
+    assert isinstance(result.exception, ConfigError) and "--temperatures" in str(result.exception)
+
+
+def test_a_greedy_default_gets_a_matched_temperature_row_too(runs):
+    from training.scoring import Model
+
+    ar = ev.load_model(runs["dirs"]["ar"], "cpu", set())
+    assert [label for label, _ in ev.decodings(ar, ev.EvalConfig())] == ["default (T=1)"]
+    greedy = Model(**{**vars(ar), "options": {"temperature": 0.0}})
+    assert ev.decodings(greedy, ev.EvalConfig()) == [
+        ("default (T=0)", {}),
+        ("T=1", {"temperature": 1.0, "top_p": 1.0}),
+    ]
