@@ -305,3 +305,27 @@ def test_a_greedy_default_gets_a_matched_temperature_row_too(runs):
         ("default (T=0)", {}),
         ("T=1", {"temperature": 1.0, "top_p": 1.0}),
     ]
+
+
+def test_mauve_tells_one_distribution_from_noise_in_any_language():
+    import itertools
+    import random
+
+    from training.judge import MauveJudge
+
+    subjects = ["Der Mond", "The river", "Пчела", "La imprenta", "Marie Curie", "Ein Vulkan"]
+    predicates = [
+        "ist alt.",
+        "flows to the sea.",
+        "собирает нектар.",
+        "cambió Europa.",
+        "won two prizes.",
+        "bricht aus.",
+    ]
+    pool = [f"{s} {p}" for s, p in itertools.product(subjects, predicates)]
+    random.Random(0).shuffle(pool)
+    refs, same = pool[:18], pool[18:]  # two samples of one distribution
+    noise = [f"zzq {i} xx" for i in range(18)]
+    judge = MauveJudge(seed=0)
+    assert judge.score(same, refs) > 0.5 > judge.score(noise, refs)
+    assert judge.score(same[:5], refs[:5]) is None  # too few texts to quantise

