@@ -329,3 +329,31 @@ def test_mauve_tells_one_distribution_from_noise_in_any_language():
     judge = MauveJudge(seed=0)
     assert judge.score(same, refs) > 0.5 > judge.score(noise, refs)
     assert judge.score(same[:5], refs[:5]) is None  # too few texts to quantise
+
+
+def test_sample_latency_bench_prints_its_headline_last(runs, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "sample_latency", ev.__file__.replace("training/evaluate.py", "bench/sample_latency.py")
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = ["--ckpt", str(runs["dirs"]["ar"]), "--ckpt", str(runs["dirs"]["mdlm"]), "--steps", "2"]
+    ratio = bench.main(
+        args
+        + [
+            "--headline-steps",
+            "4",
+            "--prompt-len",
+            "8",
+            "--new-tokens",
+            "4",
+            "--repeats",
+            "1",
+            "--threads",
+            "1",
+        ]
+    )
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == f"mdlm_vs_ar_latency={ratio:.3f}" and ratio > 0
