@@ -357,3 +357,21 @@ def test_sample_latency_bench_prints_its_headline_last(runs, capsys):
     )
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last == f"mdlm_vs_ar_latency={ratio:.3f}" and ratio > 0
+
+
+def test_one_checkpoint_under_two_sampler_options_is_scored_once(runs, monkeypatch):
+    monkeypatch.setenv("WIKIMIX_DATA", str(runs["base"] / "data"))
+    mdlm = runs["dirs"]["mdlm"]
+    paths = ev.evaluate(
+        [mdlm, f"{mdlm}::method=low_confidence,steps=2"],
+        runs["spec"],
+        runs["base"] / "report-options",
+        ev.EvalConfig(**{**SMALL, "max_examples": 4, "n_generate": 2}),
+    )
+    by = {r["model"]: r for r in json.loads(Path(paths["comparison_json"]).read_text())}
+    twin = by["mdlm[method=low_confidence]"]
+    assert (
+        twin["bits_per_byte"] == by["mdlm"]["bits_per_byte"]
+        and twin["steps"] == 2
+        and by["mdlm"]["steps"] == 64
+    )
