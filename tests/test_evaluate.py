@@ -91,6 +91,7 @@ def test_every_row_scores_the_same_bytes_with_intervals_and_an_outside_judge(run
     models = [r for r in rows if r["kind"] == "model"]
     assert len({r["tokens_seen"] for r in models}) == 1 and models[0]["tokens_seen"] == 12 * 4 * 32
     assert by[("reference", "-")]["accuracy"] == 1.0
+    assert all(r["short_completions"] == 0 for r in rows if r["model"] != "prompt-copy")
     # byte tokens are not what is scored: bits per byte comes from the continuation's bytes
     mdlm = next(r for r in models if r["model"] == "mdlm")
     assert mdlm["likelihood"] == "bound" and mdlm["t_samples"] == 4 and mdlm["bound_se"] > 0

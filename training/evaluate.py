@@ -170,6 +170,8 @@ def measure(
         "accuracy_unit": "byte",
         "accuracy_ci95": intervals.ratio_interval(hits, [len(r) for r in refs], units, **boot),
         "completion_bytes": metrics.median_iqr([len(c) for c in completions]),
+        # completions that stayed short of the continuation's bytes after every extension (model stopped)
+        "short_completions": sum(len(c) < len(r) for c, r in zip(completions, refs, strict=True)),
         **text_stats(completions, cfg.distinct_n, cfg.rep_n),
     }
     per = [completion_stats(c, cfg.distinct_n, cfg.rep_n) for c in completions]
