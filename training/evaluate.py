@@ -31,7 +31,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -285,17 +285,18 @@ def baseline_rows(
         rng = np.random.default_rng(cfg.seed)
         outs = [lm.sample(p.prompt.encode("utf-8"), p.scored_bytes, rng, cfg.temperature) for p in gen]
         outs = [cut_to_bytes(o, p.scored_bytes) for o, p in zip(outs, gen, strict=True)]
-        rows.append(
-            {
-                "model": lm.name,
-                "variant": lm.name,
-                "kind": "baseline",
-                "likelihood": "exact",
-                **likelihood_columns(bits, pairs, cfg),
-                "decoding": f"T={cfg.temperature:g}",
-                **measure(outs, gen, judges, cfg, lid),
-            }
-        )
+        row = {
+            "model": lm.name,
+            "variant": lm.name,
+            "kind": "baseline",
+            "likelihood": "exact",
+            **likelihood_columns(bits, pairs, cfg),
+            "decoding": f"T={cfg.temperature:g}",
+            **measure(outs, gen, judges, cfg, lid),
+        }
+        if lm is judges.ngram:  # the n-gram does not judge its own samples
+            row["ngram_judge_bpb"] = row["ngram_judge_bpb_ci95"] = None
+        rows.append(row)
         log += [
             {"model": lm.name, "doc_id": p.doc_id, "completion": valid_text(o)}
             for p, o in zip(gen, outs, strict=True)
@@ -323,6 +324,7 @@ def baseline_rows(
 def frontier(model: Model, pairs: list[Pair], judges: Judges, cfg: EvalConfig) -> list[dict[str, Any]]:
     """Gen PPL and entropy over the sampling temperatures, at the default steps (diffusion rows)."""
     points = []
+    judges = replace(judges, mauve=None)  # the frontier reads Gen PPL and entropy only
     for t in cfg.temperatures:
         outs, _ = complete(model, pairs[: cfg.n_generate], {"temperature": t}, cfg.seed, cfg.device)
         m = measure(outs, pairs[: cfg.n_generate], judges, cfg, None)
