@@ -44,3 +44,23 @@ def test_each_article_is_one_code_switched_concept_and_splits_whole(xquad_dir: P
     assert splits["test"] and not set(splits["test"]) & set(splits["train"])
     data = ShardData(ref, ByteTokenizer(), DataOptions(val_frac=0.1, test_frac=0.2))
     assert {data.units[d] for d, _ in data.documents("test")} == set(splits["test"])
+
+
+def test_cli_codeswitch_builds_xquad_docs(xquad_dir: Path, data_root: Path) -> None:
+    from typer.testing import CliRunner
+
+    from wikimix.cli import app
+
+    args = [
+        "codeswitch",
+        "--xquad",
+        str(xquad_dir),
+        "--langs",
+        "en,de,ru,zh",
+        "--no-lid",
+        "--root",
+        str(data_root),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "xquad-docs@" in result.output and '"documents": 48' in result.output
