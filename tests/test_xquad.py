@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -64,3 +65,48 @@ def test_cli_codeswitch_builds_xquad_docs(xquad_dir: Path, data_root: Path) -> N
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "xquad-docs@" in result.output and '"documents": 48' in result.output
+
+
+def test_eval_corpus_merges_every_source_and_splits_by_concept(
+    xquad_dir: Path, shared_dir: Path, data_root: Path
+):
+    from pipeline.eval_corpus import merge_documents
+    from pipeline.sib200 import Sib200Config, build_sib200
+
+    xq = VersionWriter(data_root, "xquad-docs")
+    build_xquad(xquad_dir, xq, XquadConfig(langs=["en", "de", "ru"], lid=False))
+    sib = VersionWriter(data_root, "sib200-docs")
+    langs = ["eng_Latn", "ukr_Cyrl", "jpn_Jpan"]
+    build_sib200(
+        shared_dir / "corpus" / "sib200", sib, Sib200Config(langs=langs, sentences_per_doc=24, lid=False)
+    )
+    sources = [xq.commit(), sib.commit()]
+    writer = VersionWriter(data_root, "eval-docs", parents=sources)
+    report = merge_documents(sources, writer)
+    merged = writer.commit()
+    assert merged.read("documents").num_rows == sum(report.values()) == 48 + math.ceil(1004 / 24)
+    splits = concept_splits(merged, "documents", 0.05, 0.05)
+    kinds = {("sib200" if c.startswith("sib200:") else "xquad") for c in splits["test"]}
+    assert kinds == {"sib200", "xquad"}  # the test split draws on both sources
+    with pytest.raises(WikimixError, match="is in both"):
+        merge_documents([sources[0], sources[0]], VersionWriter(data_root, "eval-dup"))
+
+
+@pytest.mark.prefect
+def test_build_eval_corpus_flow(
+    xquad_dir: Path, shared_dir: Path, data_root: Path, prefect_server, monkeypatch
+):
+    from flows.eval_corpus import build_eval_corpus
+    from storage.store import ref_from_path
+
+    monkeypatch.setenv("WIKIMIX_DATA", str(data_root))
+    wiki = VersionWriter(data_root, "wiki-docs")  # stands in for build-corpus's documents
+    build_xquad(xquad_dir, wiki, XquadConfig(langs=["en", "de", "ru"], seed=7, lid=False))
+    wiki.commit()
+    path = build_eval_corpus(
+        docs="wiki-docs", name="t", xquad=str(xquad_dir), xquad_langs=["en", "zh", "ar"],
+        sib200=str(shared_dir / "corpus" / "sib200"), sib200_langs=["eng_Latn", "ukr_Cyrl", "jpn_Jpan"],
+    )  # fmt: skip
+    merged = ref_from_path(path)
+    assert merged.dataset == "t-eval-docs" and len(merged.files("documents")) == 3
+    assert [p["dataset"] for p in merged.manifest()["parents"]] == ["wiki-docs", "xquad-docs", "sib200-docs"]
