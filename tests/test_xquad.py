@@ -96,8 +96,12 @@ def test_eval_corpus_merges_every_source_and_splits_by_concept(
 def test_build_eval_corpus_flow(
     xquad_dir: Path, shared_dir: Path, data_root: Path, prefect_server, monkeypatch
 ):
+    from prefect.logging.configuration import setup_logging
+
     from flows.eval_corpus import build_eval_corpus
     from storage.store import ref_from_path
+
+    setup_logging(incremental=False)  # bind Prefect's console to this test's streams, not an earlier test's
 
     monkeypatch.setenv("WIKIMIX_DATA", str(data_root))
     wiki = VersionWriter(data_root, "wiki-docs")  # stands in for build-corpus's documents
