@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from training.blocks import BackboneConfig, RMSNorm, SwiGLU, Transformer, apply_rotary, rope_tables
 from training.samplers import _num_to_unmask as num_to_unmask
@@ -307,7 +308,12 @@ class SDD(nn.Module):
         positions = index % (L * k) // k
         h, key_logp = x.reshape(B * L * k, -1)[index], logp0.flatten()[index]
         for block in self.blocks:
-            h = block(h, positions, key_logp, lengths)
+            if torch.is_grad_enabled() and h.requires_grad:
+                # a block keeps ~10 KB of activations per token for its backward, over up to L*k tokens and
+                # two passes; recomputing it in the backward (exact: nothing random inside) keeps 1 KB
+                h = checkpoint(block, h, positions, key_logp, lengths, use_reentrant=False)
+            else:
+                h = block(h, positions, key_logp, lengths)
         h = self.norm(h)
         dense = h.new_zeros(B * L * k, h.shape[-1]).index_copy(0, index, h).view(B, L, k, -1)
         if at is not None:
