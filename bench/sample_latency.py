@@ -165,12 +165,11 @@ def main(argv: list[str] | None = None) -> float:
     heads = [ar_key, ("mdlm", "default", args.headline_steps), ("mdlm", "fast", args.headline_steps)]
     if args.throughput_batch:
         batch = args.throughput_batch
-        for name, label, s in heads:  # best of 2 after a warm-up call: these are long on a CPU
+        for name, label, s in heads:  # one timed call each: long on a CPU, and warm by now
             options = fast if label == "fast" else {}
             model = models[name]
             call = completion_call(model, args.prompt_len, args.new_tokens, s, args.device, batch, **options)
-            timed(call, args.device)  # warm-up
-            sec = min(timed(call, args.device) for _ in range(2))
+            sec = timed(call, args.device)
             print(
                 f"batch {batch} {name} {label} steps={s}: {batch * args.new_tokens / sec:.1f} tok/s ({sec:.2f} s)"
             )

@@ -5,9 +5,11 @@ A position is a sparse distribution `[(p_1, c_1), ..., (p_k, c_k)]`; its input e
 V - k tokens that are not candidates, so nothing is renormalised over k). Noise flattens the
 distribution toward 1/V (temperature annealing of the clean logits: p_t ∝ q_0^(1-t)) and adds Gaussian
 noise to the candidate embeddings; candidate indices are never swapped. The network is a transformer
-over all L*k candidates at once (ONE fused SDPA call over L*k tokens, keys biased by alpha_h * log p so
-probable candidates draw more attention), and a learned readout (soft attention over the k candidates)
-gives one distribution over the vocabulary per position.
+over the present candidates of all positions at once (one SDPA call per sequence over up to L*k tokens,
+keys biased by alpha_h * log p so probable candidates draw more attention; absent slots of clean
+positions are not computed), and a learned readout (soft attention over the k candidates) gives one
+distribution over the vocabulary per position. `Config.pooled` is the ablation `sdd-pooled`: one token
+per position, sum_j p_j E[c_j], into an ordinary transformer. Cost and exactness: docs/sdd.md, "Cost".
 
 Samplers (`generate(..., sampler=...)`):
 - "original": the author's DDIM-like deterministic sampler; the model's top-k with its softmax values,
