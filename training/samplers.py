@@ -122,8 +122,20 @@ def sample(
         region = torch.zeros_like(to_fill)
         region[:, lo:hi] = to_fill[:, lo:hi]
         if method == "fast":
-            fresh_cache = new_cache if cache else None
-            x = _fast(denoise, x, region, lo, mask_id, block_steps, temperature, top_p, threshold, fresh_cache, generator)  # fmt: skip
+            cache_of = new_cache if cache else None
+            x = _fast(
+                denoise,
+                x,
+                region,
+                lo,
+                mask_id,
+                block_steps,
+                temperature,
+                top_p,
+                threshold,
+                cache_of,
+                generator,
+            )
         else:
             x = _STEPPERS[method](
                 denoise, x, region, mask_id, block_steps, temperature, top_p, eta, generator
