@@ -12,8 +12,8 @@ the trained checkpoints are timed instead; their quality at each step count is i
 frontier (training/evaluate.py), so latencies can be compared at matched quality. Each point is the
 best of --repeats timed calls (rounds alternate over all points) after one warm-up call. Prints one line per
 (variant, sampler, steps): each diffusion entry with its default sampler, and mdlm / llada-byte also with
-the fast sampler (training/samplers.py "fast": commits every draw above --threshold, prefix KV cache,
-steps as the cap). Then the batch-16 throughput (--throughput-batch; tokens/s of ar and of mdlm with both
+the fast sampler (training/samplers.py "fast": commits every draw above --threshold, in blocks of
+--block-len on Fast-dLLM's --cache (dual: keys outside the block, refreshed per block), steps as the cap). Then the batch-16 throughput (--throughput-batch; tokens/s of ar and of mdlm with both
 samplers at --headline-steps), `mdlm_vs_ar_latency_default=<mdlm's default sampler at --headline-steps /
 ar>` and, last, `mdlm_vs_ar_latency=<mdlm's fast sampler at --headline-steps / ar>`.
 
@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument(
         "--threshold", type=float, default=0.9, help="the fast sampler's confidence threshold"
     )
-    parser.add_argument("--block-len", type=int, default=None, help="the fast sampler's block length")
+    parser.add_argument("--block-len", type=int, default=10, help="the fast sampler's block length")
+    parser.add_argument("--cache", default="dual", help="the fast sampler's cache: none | prefix | dual")
     parser.add_argument(
         "--throughput-batch", type=int, default=16, help="batch of the throughput rows (0: none)"
     )
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> float:
     )
     if "ar" not in models or "mdlm" not in models:
         raise WikimixError("the headline needs both an ar and an mdlm model")
-    fast = {"method": "fast", "threshold": args.threshold, "cache": True, "block_len": args.block_len}
+    fast = {"method": "fast", "threshold": args.threshold, "cache": args.cache, "block_len": args.block_len}
     calls = {}  # (entry, sampler, steps) -> call
     for name, model in models.items():
         samplers = {"default": {}, "fast": fast} if hasattr(model, "new_cache") else {"default": {}}
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> float:
     print(
         f"device={args.device} threads={args.threads} prompt={args.prompt_len} new={args.new_tokens} "
         f"budget={'checkpoints' if args.ckpt else args.budget} threshold={args.threshold} "
-        f"block_len={args.block_len}"
+        f"block_len={args.block_len} cache={args.cache}"
     )
     print(f"mdlm_vs_ar_latency_default={best[heads[1]] / best[ar_key]:.3f}")
     ratio = best[heads[2]] / best[ar_key]

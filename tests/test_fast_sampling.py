@@ -50,7 +50,7 @@ def test_threshold_one_without_cache_reproduces_low_confidence(name, steps, bloc
         12,
         method="fast",
         threshold=1.0,
-        cache=False,
+        cache="none",
         generator=torch.Generator().manual_seed(5),
         **options,
     )
@@ -80,12 +80,28 @@ def test_prefix_cache_first_step_logits_equal_the_uncached_ones(name):
 
 
 @pytest.mark.parametrize("name", VARIANTS)
+def test_dual_cache_first_step_logits_equal_the_uncached_ones(name):
+    model = tiny(name)
+    x = torch.cat([prompt(2, 7), torch.full((2, 12), MASK)], dim=1)
+    uncached = model.denoise_logits(x)
+    cache = model.new_cache()
+    model.denoise_logits(x, kv_cache=cache)
+    cache.keep(9, 13)  # the block is columns 9..12: the prompt, 2 masks before it and 6 after are kept
+    assert cache.length == 9 and all(t.shape[-2] == 19 - 4 for layer in cache.layers for t in layer.tensors)
+    block = model.denoise_logits(x[:, 9:13], kv_cache=cache)  # RoPE at columns 9..12, keys outside cached
+    torch.testing.assert_close(block, uncached[:, 9:13], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
 def test_fast_sampler_keeps_the_prompt_and_fills_every_position(name):
     model = tiny(name)
     p = prompt(3, 5)
     for block_len in (None, 4):
-        out = model.generate(p, 10, method="fast", steps=10, block_len=block_len, threshold=0.5)
-        assert out.shape == (3, 15) and torch.equal(out[:, :5], p) and not (out == MASK).any()
+        for cache in ("prefix", "dual"):
+            out = model.generate(
+                p, 10, method="fast", steps=10, block_len=block_len, threshold=0.5, cache=cache
+            )
+            assert out.shape == (3, 15) and torch.equal(out[:, :5], p) and not (out == MASK).any()
 
 
 def test_confident_model_commits_many_tokens_per_step():
@@ -116,7 +132,9 @@ def test_bad_fast_options_are_config_errors():
     x = torch.cat([prompt(1, 3), torch.full((1, 4), MASK)], dim=1)
     with pytest.raises(ConfigError, match="threshold"):
         samplers.sample(model.denoise_logits, x, MASK, method="fast", threshold=0.0)
+    with pytest.raises(ConfigError, match="unknown cache"):
+        samplers.sample(model.denoise_logits, x, MASK, method="fast", cache="full", new_cache=model.new_cache)
     with pytest.raises(ConfigError, match="KV cache"):
         samplers.sample(model.denoise_logits, x, MASK, method="fast")  # no new_cache given
-    out = samplers.sample(model.denoise_logits, x, MASK, method="fast", cache=False, steps=4)
+    out = samplers.sample(model.denoise_logits, x, MASK, method="fast", cache="none", steps=4)
     assert not (out == MASK).any()

@@ -125,24 +125,33 @@ class LayerCache:
 
 
 class KVCache:
-    """One LayerCache per block plus the number of positions already cached (the RoPE offset).
+    """One LayerCache per block plus `length`, the first position of the next pass (its RoPE offset;
+    in causal decoding, the number of cached positions).
 
-    Causal decoding appends each pass's positions. A bidirectional model's prefix cache (the diffusion
-    samplers' Fast-dLLM cache): one full pass records every position, `keep(n)` keeps the first n and
-    freezes, and later passes over positions n.. attend to those n cached keys and to each other."""
+    Causal decoding appends each pass's positions. A bidirectional model's caches (the diffusion
+    samplers' Fast-dLLM caches): one full pass records every position, then `keep(start)` keeps the
+    positions before `start` (prefix cache) or `keep(start, end)` all but start..end-1 (dual cache), and
+    freezes; later passes over positions start.. (or start..end-1) attend to the kept keys and to each
+    other. Keys are stored with their rotation applied, so their order in the cache does not matter to a
+    bidirectional pass."""
 
     def __init__(self, n_layers: int):
         self.layers = [LayerCache() for _ in range(n_layers)]
         self.length = 0
         self.frozen = False
 
-    def keep(self, n: int) -> None:
-        """Keep the first n cached positions and freeze the cache."""
+    def keep(self, start: int, end: int | None = None) -> None:
+        """Keep the cached positions before `start` (and from `end` on), freeze; later passes start there."""
         for layer in self.layers:
             if layer.tensors is not None:
-                layer.tensors = tuple(t[..., :n, :] for t in layer.tensors)
+                layer.tensors = tuple(
+                    t[..., :start, :]
+                    if end is None
+                    else torch.cat([t[..., :start, :], t[..., end:, :]], dim=-2)
+                    for t in layer.tensors
+                )
             layer.frozen = True
-        self.length, self.frozen = min(n, self.length), True
+        self.length, self.frozen = min(start, self.length), True
 
 
 def padding_bias(pad_mask: Tensor) -> Tensor | None:

@@ -13,12 +13,13 @@ clean tokens at every position of a partly masked sequence. Positions that are n
 "fast" (Fast-dLLM, Wu et al. 2025): low-confidence remasking that also commits, at each step, every draw
 whose probability exceeds `threshold` (so a confident model fills many positions per step; never fewer
 than the linear schedule's count, so a block is filled within its steps) and stops when its block is
-filled. With `cache=True` (and a denoiser `denoise(x, kv_cache=...)` plus `new_cache`), the first step of
-each block runs the whole sequence and keeps the keys/values of everything before the block (prompt and
-finished blocks); later steps of the block run only the block and what follows it, attending to those
-cached keys. That cache is APPROXIMATE for a bidirectional model (the prefix's keys would change as the
-block is decoded; Fast-dLLM's prefix cache, refreshed every block); the first step of each block is
-exact. With threshold=1.0 and cache=False, "fast" draws exactly what "low_confidence" does.
+filled. Its caches (a denoiser `denoise(x, kv_cache=...)` plus `new_cache`): the first step of each
+block runs the whole sequence and records every key; `cache="prefix"` keeps the keys of everything before
+the block (prompt and finished blocks) and later steps run the block and what follows it; `cache="dual"`
+(the default) also keeps the keys after the block, and later steps run the block alone. Both are
+Fast-dLLM's caches and APPROXIMATE for a bidirectional model (the cached keys would change as the block
+is decoded; they are refreshed every block); the first step of each block is exact. With threshold=1.0
+and cache="none", "fast" draws exactly what "low_confidence" does.
 
 Why float64 Gumbel noise: with float32 uniforms, -log(-log(u)) is truncated in the tail, so rare tokens
 are drawn less often than they should be, which acts like a lower temperature (LLaDA's finding).
@@ -37,6 +38,7 @@ from training.blocks import KVCache
 from wikimix.errors import ConfigError
 
 METHODS = ("ancestral", "low_confidence", "semi_ar", "remdm", "fast")
+CACHES = ("none", "prefix", "dual")  # the fast sampler's KV caches
 Denoiser = Callable[..., Tensor]  # denoise(x) -> logits; "fast" with a cache: denoise(x, kv_cache=...)
 
 
@@ -89,7 +91,7 @@ def sample(
     eta: float = 0.05,
     generator: torch.Generator | None = None,
     threshold: float = 0.9,
-    cache: bool = True,
+    cache: str = "dual",
     new_cache: Callable[[], KVCache] | None = None,
 ) -> Tensor:
     """Fill every masked position of x (B, L). With `block_len`, the masked region is generated in
@@ -102,8 +104,10 @@ def sample(
         raise ConfigError(f"sampler steps must be >= 1, got {steps}")
     if not 0 < threshold <= 1:
         raise ConfigError(f"threshold must be in (0, 1], got {threshold}")
-    if method == "fast" and cache and new_cache is None:
-        raise ConfigError("the fast sampler's cache needs a model with a KV cache (or cache=False)")
+    if cache not in CACHES:
+        raise ConfigError(f"unknown cache {cache!r} (known: {', '.join(CACHES)})")
+    if method == "fast" and cache != "none" and new_cache is None:
+        raise ConfigError("the fast sampler's cache needs a model with a KV cache (or cache='none')")
     if method == "semi_ar":
         method, block_len = "low_confidence", block_len or 32
     if block_len is not None and block_len < 1:
@@ -122,20 +126,10 @@ def sample(
         region = torch.zeros_like(to_fill)
         region[:, lo:hi] = to_fill[:, lo:hi]
         if method == "fast":
-            cache_of = new_cache if cache else None
-            x = _fast(
-                denoise,
-                x,
-                region,
-                lo,
-                mask_id,
-                block_steps,
-                temperature,
-                top_p,
-                threshold,
-                cache_of,
-                generator,
-            )
+            cache_of = None if cache == "none" else new_cache
+            span = (lo, hi if cache == "dual" else None)
+            options = (mask_id, block_steps, temperature, top_p, threshold, cache_of, generator)
+            x = _fast(denoise, x, region, span, *options)
         else:
             x = _STEPPERS[method](
                 denoise, x, region, mask_id, block_steps, temperature, top_p, eta, generator
@@ -190,7 +184,7 @@ def _fast(
     denoise: Denoiser,
     x: Tensor,
     region: Tensor,
-    start: int,
+    span: tuple[int, int | None],
     mask_id: int,
     steps: int,
     temperature: float,
@@ -199,10 +193,11 @@ def _fast(
     new_cache: Callable[[], KVCache] | None,
     generator: torch.Generator | None,
 ) -> Tensor:
-    """Low-confidence remasking plus every draw above `threshold` committed at once, on the block that
-    begins at column `start`; with `new_cache`, a prefix cache of columns < start (module docstring)."""
+    """Low-confidence remasking plus every draw above `threshold` committed at once, on the block whose
+    columns are span = (start, end); with `new_cache`, a cache of the columns before start (end None: the
+    prefix cache) or outside start..end-1 (the dual cache), refreshed here (module docstring)."""
     schedule = _num_to_unmask(region & (x == mask_id), steps)
-    kv_cache, offset = None, 0
+    kv_cache, (lo, hi) = None, (0, x.shape[1])
     for i in range(steps):
         masked = region & (x == mask_id)
         if not masked.any():
@@ -212,17 +207,17 @@ def _fast(
         elif kv_cache is None:  # the block's first step: the whole sequence, recording every key
             kv_cache = new_cache()
             logits = _predict(partial(denoise, kv_cache=kv_cache), x, mask_id)
-            kv_cache.keep(start)
-        else:  # later steps: the block and what follows, on the cached prefix
-            offset = start
-            logits = _predict(partial(denoise, kv_cache=kv_cache), x[:, start:], mask_id)
-        masked, current = masked[:, offset:], x[:, offset:]
+            kv_cache.keep(*span)
+        else:  # later steps: the block (and, prefix cache, what follows it) on the cached keys
+            lo, hi = span[0], span[1] or x.shape[1]
+            logits = _predict(partial(denoise, kv_cache=kv_cache), x[:, lo:hi], mask_id)
+        masked, current = masked[:, lo:hi], x[:, lo:hi]
         x0 = sample_tokens(logits, temperature, top_p, generator)
         confidence = logits.softmax(-1).gather(-1, x0[..., None]).squeeze(-1)
         confidence = confidence.masked_fill(~masked, float("-inf"))
         rank = confidence.argsort(-1, descending=True).argsort(-1)
         keep = masked & ((rank < schedule[:, i : i + 1]) | (confidence > threshold))
-        x = torch.cat([x[:, :offset], torch.where(keep, x0, current)], dim=1)
+        x = torch.cat([x[:, :lo], torch.where(keep, x0, current), x[:, hi:]], dim=1)
     return x
 
 

@@ -91,7 +91,7 @@ class MDLM(nn.Module):
         self, x_t: Tensor, pad_mask: Tensor | None = None, kv_cache: KVCache | None = None
     ) -> Tensor:
         """Logits (B, L, V) over clean tokens for every position of x_t, mask token at -inf (SUBS).
-        With a frozen prefix cache (samplers' "fast"), x_t holds the positions after the cached ones."""
+        With a frozen cache (samplers' "fast"), x_t holds the positions from kv_cache.length on."""
         bias = None if pad_mask is None else padding_bias(pad_mask)
         hidden = self.backbone(x_t, attn_bias=bias, kv_cache=kv_cache)
         logits = self.head(hidden).float()
@@ -130,13 +130,13 @@ class MDLM(nn.Module):
         return total.sum() / k, scored_mask(batch).sum()
 
     def new_cache(self) -> KVCache:
-        """An empty KV cache for this model's backbone (the fast sampler's prefix cache)."""
+        """An empty KV cache for this model's backbone (the fast sampler's prefix / dual cache)."""
         return KVCache(len(self.backbone.blocks))
 
     @torch.no_grad()
     def generate(self, prompt: Tensor, max_new_tokens: int, **sampler) -> Tensor:
         """prompt (B, P) -> (B, P + n): start from all-mask, denoise with a sampler (default from Config).
-        `method="fast"` (threshold, cache: training/samplers.py) decodes in parallel on a prefix cache."""
+        `method="fast"` (threshold, cache: training/samplers.py) decodes in parallel on a KV cache."""
         options = {
             "method": self.cfg.sampler,
             "steps": self.cfg.steps,
