@@ -125,7 +125,9 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument(
         "--threshold", type=float, default=0.9, help="the fast sampler's confidence threshold"
     )
-    parser.add_argument("--block-len", type=int, default=10, help="the fast sampler's block length")
+    parser.add_argument(
+        "--block-len", type=int, default=10, help="the fast sampler's block length (0: one block)"
+    )
     parser.add_argument("--cache", default="dual", help="the fast sampler's cache: none | prefix | dual")
     parser.add_argument(
         "--throughput-batch", type=int, default=16, help="batch of the throughput rows (0: none)"
@@ -140,7 +142,12 @@ def main(argv: list[str] | None = None) -> float:
     )
     if "ar" not in models or "mdlm" not in models:
         raise WikimixError("the headline needs both an ar and an mdlm model")
-    fast = {"method": "fast", "threshold": args.threshold, "cache": args.cache, "block_len": args.block_len}
+    fast = {
+        "method": "fast",
+        "threshold": args.threshold,
+        "cache": args.cache,
+        "block_len": args.block_len or None,
+    }
     calls = {}  # (entry, sampler, steps) -> call
     for name, model in models.items():
         samplers = {"default": {}, "fast": fast} if hasattr(model, "new_cache") else {"default": {}}
