@@ -198,6 +198,7 @@ ENTRIES: dict[str, tuple[str, dict[str, Any]]] = {
     "mdlm": ("mdlm", {}),
     "llada-byte": ("llada-byte", {}),
     "sdd": ("sdd", {}),
+    "sdd-pooled": ("sdd", {"pooled": True}),  # ablation: sum_j p_j E[c_j] into an L-token transformer
     "embed-plaid": ("embed", {"head": "plaid"}),
     "embed-hyper": ("embed", {"head": "hyper"}),
     "embed-fourier": ("embed", {"head": "fourier"}),
