@@ -361,17 +361,19 @@ def cloze_items(
     entities: list[Entity] | None = None,
     langs: tuple[str, ...] | None = None,
     arms: dict[str, list[dict]] | None = None,
+    frame_split: str = "test",
 ) -> list[dict]:
     """One query per (entity, attribute, language) with a test frame: the text before and after the value,
     every candidate value's name in that language, the true one's index, and per arm whether the fact was
     rendered in that language in training (`seen`: from the arms' documents when given, else by design).
-    `heldout` marks the triples never rendered in any arm."""
+    `heldout` marks the triples never rendered in any arm. frame_split='train' asks with a training frame
+    instead (the probe of whether a model stored the facts it saw)."""
     shown = {arm: rendered_triples(docs) for arm, docs in (arms or {}).items()}
     items = []
     for e in entities if entities is not None else kb.entities:
         for attribute in lex.ATTRIBUTES:
             for lang in langs or kb.config.langs:
-                test = frames(lang, "test")
+                test = frames(lang, frame_split)
                 frame = test[_hash(e.id, attribute, lang) % len(test)]
                 text, start, end = render_fact(e, attribute, lang, frame, kb.config.latin_names)
                 candidates = [
