@@ -153,6 +153,7 @@ def value_span_nll(
     suffix: str,
     seed: int = 0,
     device: str = "cpu",
+    mc_samples: int = 8,
 ) -> list[float]:
     """The score of every candidate value in the sentence prefix + value + suffix (lower = more likely)."""
     rows = [encode_span(tok, prefix, c, suffix) for c in candidates]
@@ -162,16 +163,26 @@ def value_span_nll(
     if variant.name == "ar":
         return ar_span_nll(variant, rows, device)
     if variant.name == "mdlm":
-        return mdlm_span_nll(variant, rows, seed=seed, device=device)
+        return mdlm_span_nll(variant, rows, mc_samples=mc_samples, seed=seed, device=device)
     raise ConfigError(f"the knowledge cloze scores ar and mdlm, not {variant.name!r}")
 
 
-def score_items(variant, tok: Tokenizer, items: list[dict], device: str = "cpu") -> list[dict[str, Any]]:
-    """Per item: the chosen candidate, whether it is the true value, and each candidate's score."""
+def score_items(
+    variant, tok: Tokenizer, items: list[dict], device: str = "cpu", mc_samples: int = 8
+) -> list[dict[str, Any]]:
+    """Per item: the chosen candidate, whether it is the true value, and each candidate's score (mdlm spans
+    longer than EXACT_SPAN_MAX tokens: `mc_samples` t draws)."""
     out = []
     for k, it in enumerate(items):
         nlls = value_span_nll(
-            variant, tok, it["prefix"], it["candidates"], it["suffix"], seed=k, device=device
+            variant,
+            tok,
+            it["prefix"],
+            it["candidates"],
+            it["suffix"],
+            seed=k,
+            device=device,
+            mc_samples=mc_samples,
         )
         best = min(range(len(nlls)), key=nlls.__getitem__)
         out.append({"choice": best, "hit": best == it["answer"], "nll": nlls})
