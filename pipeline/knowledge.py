@@ -197,8 +197,6 @@ def render_fact(
     text = template.format(**fields, value=marker)
     start = text.index(marker)
     val = lex.VALUES[attribute][lang][entity.values[attribute] if value is None else value]
-    if lang == "de" and start == 0:
-        val = val[:1].upper() + val[1:]
     return text.replace(marker, val), start, start + len(val)
 
 
