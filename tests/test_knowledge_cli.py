@@ -48,7 +48,7 @@ def test_bad_input_on_both_routes(tmp_path, args, says):
 def test_knowledge_experiment_runs_from_the_cli(tmp_path):
     out = tmp_path / "kx"
     proc = wikimix("experiment", "knowledge", "--budget", "smoke", "--seeds", "0", "--variants", "ar",
-                   "--max-steps", "4", "--out", str(out), cwd=tmp_path)  # fmt: skip
+                   "--max-steps", "4", "--set", "threads=1", "--out", str(out), cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
     assert lines[-1].startswith("xling_cloze_gain[ar]=")
