@@ -327,6 +327,8 @@ class VersionWriter:
         self._dir = _join(self._base, self.dataset, self.version)
         if self.fs.exists(_join(self._dir, MANIFEST)):
             raise StorageError(f"{self.dataset}@{self.version} is already committed; versions are immutable")
+        self._made_dataset_dir = not self.fs.exists(_join(self._base, self.dataset))
+        self._made_version_dir = not self.fs.exists(self._dir)
         try:
             self.fs.makedirs(self._dir, exist_ok=True)
             probe = _join(self._dir, f".probe-{uuid.uuid4().hex}")
@@ -339,6 +341,19 @@ class VersionWriter:
     @property
     def ref(self) -> VersionRef:
         return VersionRef(self.root, self.dataset, self.version)
+
+    def discard(self) -> None:
+        """Remove this uncommitted version when this writer created it (a failed step leaves no debris);
+        a version directory resumed from an earlier run keeps its shards for the next try."""
+        if self.fs.exists(_join(self._dir, MANIFEST)):
+            raise StorageError(f"{self.dataset}@{self.version} is committed; versions are immutable")
+        if not self._made_version_dir:
+            return
+        if self.fs.exists(self._dir):
+            self.fs.rm(self._dir, recursive=True)
+        dataset_dir = _join(self._base, self.dataset)
+        if self._made_dataset_dir and self.fs.exists(dataset_dir) and not self.fs.ls(dataset_dir):
+            self.fs.rmdir(dataset_dir)
 
     def shard_path(self, table: str, index: int, num_shards: int) -> str:
         schema_for(table)

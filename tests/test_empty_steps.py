@@ -93,7 +93,8 @@ def test_ingest_that_keeps_no_page(chain: str, tmp_path: Path):
 
 
 def test_fetch_where_every_wiki_is_down(chain: str, tmp_path: Path):
-    from pipeline.fetch import FetchConfig, crawl
+    from pipeline.fetch import crawl
+    from pipeline.mwapi import FetchConfig
     from wikimix.localwiki import Family, LocalWiki
 
     table = read_concepts(SAMPLE_DIR / "concepts.tsv").subset(["en", "de"])
@@ -180,6 +181,19 @@ def test_codeswitch_of_an_empty_or_too_thin_alignment(chain: str):
     assert "codeswitch produced no documents rows" in line
     assert f"of {concepts} concept(s), {concepts} with fewer than min_langs=3 languages" in line
     assert _versions(chain) == before
+
+
+def test_codeswitch_of_sib200_sentences_that_make_no_document(tmp_path: Path):
+    root = str(tmp_path / "data")
+    write_version(root, "sib200-docs", {"documents": []})  # an earlier (empty, old-style) version
+    before = list_versions(root, "sib200-docs")
+    for lang in ("eng_Latn", "ukr_Cyrl", "deu_Latn"):  # three languages, but a single sentence
+        (tmp_path / "sib" / lang).mkdir(parents=True)
+        (tmp_path / "sib" / lang / "train.tsv").write_text("index_id\tcategory\ttext\n1\tscience\tOne.\n")
+    out = _cli(root, "codeswitch", "--sib200", str(tmp_path / "sib"), "--no-lid", "--sentences-per-doc", "4")
+    line = _one_error_line(out)
+    assert "codeswitch --sib200 produced no documents rows: no window of 4 sentence(s)" in line
+    assert list_versions(root, "sib200-docs") == before
 
 
 def test_significance_of_empty_documents(chain: str):

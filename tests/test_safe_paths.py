@@ -271,7 +271,8 @@ def hostile_wiki():
 
 
 def test_a_server_naming_a_path_as_its_wiki_id_is_refused(hostile_wiki, tmp_path):
-    from pipeline.fetch import FetchConfig, FetchError, crawl
+    from pipeline.fetch import crawl
+    from pipeline.mwapi import FetchConfig, FetchError
 
     (tmp_path / "sentinel").write_text("outside the data root")
     url = hostile_wiki({"wikiid": "../../x", "lang": "en"})
@@ -284,20 +285,35 @@ def test_a_server_naming_a_path_as_its_wiki_id_is_refused(hostile_wiki, tmp_path
     lang_url = hostile_wiki({"wikiid": "enwiki", "lang": ".."})
     with pytest.raises(UnsafePathError, match=r"bad language code '\.\.' from siteinfo"):
         crawl(lang_url, titles=["Kyiv"], root=str(tmp_path / "data"), name="h", config=config)
+    # no wikiid at all: Wikimedia's dbname convention, a plain name (the wiki has no such page)
+    plain_url = hostile_wiki({"lang": "zh-min-nan"})
+    with pytest.raises(WikimixError, match="missing 1.*no page 'Kyiv' on zh_min_nanwiki"):
+        crawl(plain_url, titles=["Kyiv"], root=str(tmp_path / "data"), name="h", config=config)
     outside = sorted(p.name for p in tmp_path.iterdir())
     assert outside == ["data", "sentinel"] and not list(tmp_path.rglob("x*"))
 
 
 def test_staging_refuses_a_path_as_wiki_id(tmp_path):
-    from pipeline.fetch import _Staging
+    from pipeline.fetch_resume import Staging
     from storage.store import VersionWriter
 
     writer = VersionWriter(str(tmp_path / "data"), "s-wiki")
     with pytest.raises(UnsafePathError, match="bad wiki id"):
-        _Staging(writer).write(
-            [{"wiki": "../../../x", "rev_id": 1, "lang": "en", "page_id": 1, "title": "T"}]
-        )
+        Staging(writer).write([{"wiki": "../../../x", "rev_id": 1, "lang": "en", "page_id": 1, "title": "T"}])
     assert not list(tmp_path.rglob("x-*"))
+
+
+def test_langs_option_takes_only_language_codes(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "wikimix.cli", "ingest", "--dumps", str(SAMPLE_DIR),
+         "--concepts", str(SAMPLE_DIR / "concepts.tsv"), "--langs", "en,../x", "--root", str(tmp_path / "d")],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 2 and out.stderr.strip() == (
+        "error: bad language code '../x' from --langs: expected a lowercase MediaWiki code such as en, als, "
+        "zh-classical or be-tarask"
+    )
+    assert not (tmp_path / "d").exists()
 
 
 def test_dataset_names_are_checked_before_any_request_or_read(tmp_path):

@@ -39,8 +39,8 @@ from training import checkpoint
 from training import knowledge as cloze
 from training.checkpoint import load_checkpoint
 from training.config import TrainConfig, make_config
-from training.data import split_of
 from training.experiment import finetune
+from training.split import split_of, split_unit
 from training.tokenizers import BPETokenizer, load_tokenizer
 from training.trainer import train
 from wikimix.errors import ConfigError, WikimixError
@@ -190,11 +190,13 @@ def prepare(cfg: KnowledgeConfig, out: Path) -> Prepared:
     version = _version(params)
     data = {arm: _store(f"{cfg.name}-{arm}", d, version, params) for arm, d in docs.items()}
     data["ft"] = _store(f"{cfg.name}-ft-{cfg.finetune_lang}", ft_docs, version, params)
-    # seen = rendered in the documents the trainer trains on (its validation split is left out)
+    # seen = rendered in the documents the trainer trains on. The one split is by concept (training/split.py),
+    # so the trainer's validation people are never trained in any arm: the cloze asks only training people.
     trained = {
-        arm: [x for x in d if split_of(x["doc_id"], base.val_frac, 0.0) == "train"] for arm, d in docs.items()
+        arm: [x for x in d if split_of(split_unit(x["doc_id"], x["concept"]), base.val_frac, 0.0) == "train"]
+        for arm, d in docs.items()
     }
-    people = kb.entities[: cfg.eval_entities]
+    people = [e for e in kb.entities if split_of(e.id, base.val_frac, 0.0) == "train"][: cfg.eval_entities]
     items = kbm.cloze_items(kb, people, arms=trained)
     train_frame = [
         it

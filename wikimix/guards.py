@@ -105,13 +105,17 @@ def written_rows(writer, table: str) -> int:
     return total
 
 
-def require_rows(writer, table: str, step: str, detail: str = "") -> int:
+def require_rows(writer, table: str, step: str, detail: str = "", keep_uncommitted: bool = False) -> int:
     """The rows written to `table`; EmptyResultError (nothing committed) when there are none.
 
     Called by every step right before `writer.commit()`, so an empty result never becomes `latest`.
+    The uncommitted version this writer created is removed, unless `keep_uncommitted` (a failed fetch
+    leaves its log there for the user to read; the error names it).
     """
     rows = written_rows(writer, table)
     if rows == 0:
+        if not keep_uncommitted:
+            writer.discard()
         why = f": {detail}" if detail else ""
         raise EmptyResultError(
             f"{step} produced no {table} rows{why}; nothing committed ({writer.dataset} latest unchanged)"
