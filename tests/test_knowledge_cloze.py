@@ -101,8 +101,10 @@ def test_bootstrap_on_known_cases():
     assert half["low"] == pytest.approx(0.5 - 1.96 * se, abs=0.02) and half["high"] == pytest.approx(
         0.5 + 1.96 * se, abs=0.02
     )
-    same = KS.paired_difference({"a": [1, 0]}, {"a": [1, 0]})
+    same = KS.paired_difference({"a": [1, 0], "b": [1]}, {"a": [1, 0], "b": [1]})
     assert same["mean"] == 0 and same["mdd"] == 0
+    one = KS.bootstrap_accuracy({"a": [1, 0]})  # one entity: nothing to resample, no interval
+    assert one["mean"] == 0.5 and one["low"] is None and one["se"] is None
     with pytest.raises(ConfigError):
         KS.paired_difference({"a": [1]}, {"b": [1]})
     assert KS.chance([{"candidates": [1, 2]}, {"candidates": [1, 2, 3, 4]}]) == pytest.approx(0.375)

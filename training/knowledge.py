@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from training.blocks import padding_bias
+from training.intervals import ratio_interval
 from training.tokenizers import Tokenizer
 from wikimix.errors import ConfigError
 
@@ -202,25 +203,21 @@ def by_entity(items: Iterable[dict], hits: Iterable[float]) -> dict[str, list[fl
 def bootstrap_accuracy(
     grouped: dict[str, list[float]], n_boot: int = 1000, seed: int = 0
 ) -> dict[str, float | int | None]:
-    """Mean over items and its 95% percentile interval and SE, resampling entities with replacement."""
+    """Mean over items with the project's 95% cluster-bootstrap interval (training/intervals.py), entities
+    as clusters, and the SE that interval implies ((high - low) / (2 x 1.96)); no interval from one entity."""
     entities = sorted(grouped)
-    if not entities:
+    hits = [h for e in entities for h in grouped[e]]
+    clusters = [e for e in entities for _ in grouped[e]]
+    if not hits:
         return {"mean": None, "low": None, "high": None, "se": None, "n_items": 0, "n_entities": 0}
-    sums = [sum(grouped[e]) for e in entities]
-    counts = [len(grouped[e]) for e in entities]
-    rng = random.Random(seed)
-    stats = []
-    for _ in range(n_boot):
-        pick = [rng.randrange(len(entities)) for _ in entities]
-        n = sum(counts[i] for i in pick)
-        stats.append(sum(sums[i] for i in pick) / n)
-    stats.sort()
+    found = ratio_interval(hits, [1.0] * len(hits), clusters, n_boot=n_boot, seed=seed)
+    low, high = found if found else (None, None)
     return {
-        "mean": sum(sums) / sum(counts),
-        "low": stats[int(0.025 * n_boot)],
-        "high": stats[min(n_boot - 1, int(0.975 * n_boot))],
-        "se": statistics.stdev(stats) if n_boot > 1 else None,
-        "n_items": sum(counts),
+        "mean": sum(hits) / len(hits),
+        "low": low,
+        "high": high,
+        "se": None if found is None else (high - low) / (2 * Z95),
+        "n_items": len(hits),
         "n_entities": len(entities),
     }
 

@@ -383,8 +383,9 @@ def plot(cells: list[dict], path: Path) -> None:
                 if c:
                     xs.append(i + k * width)
                     ys.append(c["mean"])
-                    errs[0].append(c["mean"] - c["low"])
-                    errs[1].append(c["high"] - c["mean"])
+                    bounded = c["low"] is not None  # one entity: no interval to draw
+                    errs[0].append(c["mean"] - c["low"] if bounded else 0.0)
+                    errs[1].append(c["high"] - c["mean"] if bounded else 0.0)
             ax.bar(xs, ys, width, yerr=errs, label=cell, capsize=2)
         chances = [c["chance"] for c in rows if c["chance"]]
         if chances:
