@@ -25,6 +25,7 @@ DEPLOYMENTS = {
     "train-variant": "train-variant",
     "evaluate": "evaluate",
     "end-to-end": "end-to-end",
+    "cs-knowledge": "cs-knowledge",
 }
 
 

@@ -4,6 +4,7 @@ code-switching hypothesis).
 wikimix evaluate --ckpt runs/ar --ckpt runs/mdlm --data NAME-docs --out reports/bench-cpu
 wikimix evaluate --ckpt runs/ar --data NAME-docs --out reports/quick --n-generate 8 --temperatures 0.5,1 --no-lid
 wikimix experiment --cs NAME-docs --out runs/cs-exp --variant mdlm --budget bench-cpu --seeds 0,1,2
+wikimix experiment knowledge --budget smoke --seeds 0 --out runs/cs-knowledge
 """
 
 from __future__ import annotations
@@ -96,8 +97,19 @@ def evaluate(
 
 
 def experiment(
-    cs: Annotated[str, typer.Option(help="DATASET or DATASET@VERSION with code-switched documents")],
-    out: Annotated[str, typer.Option(help="directory for runs and the report (rerun to resume)")],
+    protocol: Annotated[
+        str, typer.Argument(help="'wikipedia' (--cs documents) or 'knowledge' (the controlled KB)")
+    ] = "wikipedia",
+    cs: Annotated[
+        str | None, typer.Option(help="DATASET or DATASET@VERSION with code-switched documents")
+    ] = None,
+    out: Annotated[
+        str | None, typer.Option(help="directory for runs and the report (rerun to resume)")
+    ] = None,
+    variants: Annotated[str, typer.Option(help="knowledge: comma-separated variants (ar, mdlm)")] = "ar,mdlm",
+    latin_names: Annotated[
+        bool, typer.Option(help="knowledge: names in Latin everywhere (the shared-string control)")
+    ] = False,
     mono: Annotated[
         str,
         typer.Option(
@@ -122,8 +134,23 @@ def experiment(
     ] = None,
 ):
     """Train the same model on code-switched vs monolingual text; compare held-out perplexity per language,
-    a cross-lingual cloze and memorisation over seeds; then fine-tune the code-switched model on one language."""
+    a cross-lingual cloze and memorisation over seeds; then fine-tune the code-switched model on one language.
+    `wikimix experiment knowledge --budget smoke` runs the controlled multilingual knowledge protocol
+    (training/knowledge_experiment.py) instead."""
     from training.config import parse_overrides
+    from wikimix.errors import ConfigError
+
+    if protocol == "knowledge":
+        from wikimix.commands.knowledge import run_knowledge_command
+
+        return run_knowledge_command(
+            out or "runs/cs-knowledge", budget, _int_list(seeds, "--seeds"), variants, latin_names,
+            finetune_lang or "en", max_steps, parse_overrides(set_ or []), device, name,
+        )  # fmt: skip
+    if protocol != "wikipedia":
+        raise ConfigError(f"unknown experiment {protocol!r} (known: wikipedia, knowledge)")
+    if not cs or not out:
+        raise ConfigError("the wikipedia experiment needs --cs DATASET and --out DIR")
     from training.experiment import ExperimentConfig, run_experiment
 
     cfg = ExperimentConfig(

@@ -1,0 +1,446 @@
+"""The code-switching hypothesis on controlled knowledge: does a model that meets each fact in a different
+mix of languages know it in a language it never saw the fact in?
+
+    wikimix experiment knowledge --budget smoke --seeds 0 --out runs/cs-knowledge
+    paths = run_knowledge(KnowledgeConfig(out="runs/cs-knowledge", budget="smoke"))
+
+Protocol (pipeline/knowledge.py builds the data): fictional people with six attributes in six languages;
+the arms mono / parallel / cs / cs-fixed hold the same facts at the same token count, with the same
+held-out (entity, attribute, language) triples and the same held-out sentence frames. Per seed, variant
+(ar, mdlm) and arm, one model (same size, steps, tokenizer) is trained; then every fact of `eval_entities`
+people is queried in every language with a held-out frame, and the true value is ranked among all values of
+its attribute by the model's likelihood of the value span (training/knowledge.py). Reported per variant x
+arm, with 95% bootstrap intervals over entities (seeds pooled per entity) and chance:
+  heldout  : facts never rendered in the query language in any arm: the comparison that answers the seed;
+  seen     : facts the arm rendered in the query language (test frame);
+  unseen   : facts the arm never rendered in the query language (heldout included);
+  seen-train-frame: seen facts asked with a training frame (power: do the models store the facts at all?);
+and the paired differences cs - mono, parallel - mono, cs-fixed - mono, cs - cs-fixed on held-out facts,
+with the minimum detectable difference (2.8 x the bootstrap SE). With `finetune_steps`, each arm's model is
+then fine-tuned on monolingual biographies of other people in `finetune_lang` (`<arm>+ft`), and its held-out
+and unseen facts in that language are asked again.
+
+Writes under `out`: the data versions `<name>-<arm>` and `<name>-ft-<lang>` (under the data root),
+tokenizer.json, kb.json (every entity and fact), seed<k>/<variant>/<arm>/ runs with measurements.json,
+knowledge.json, knowledge.md, cells.parquet and knowledge.png.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline import knowledge as kbm
+from storage.store import data_root, open_version, write_version
+from training import checkpoint
+from training import knowledge as cloze
+from training.checkpoint import load_checkpoint
+from training.config import TrainConfig, make_config
+from training.experiment import finetune
+from training.split import split_of, split_unit
+from training.tokenizers import BPETokenizer, load_tokenizer
+from training.trainer import train
+from wikimix.errors import ConfigError, WikimixError
+
+VARIANTS = ("ar", "mdlm")
+COMPARISONS = (("cs", "mono"), ("parallel", "mono"), ("cs-fixed", "mono"), ("cs", "cs-fixed"))
+CELLS = ("heldout", "seen", "unseen", "seen-train-frame")
+
+# Protocol sizes per budget. smoke: minutes, for tests and the bench's quick run. bench-cpu / bench-gpu:
+# sized by reasoning, not yet calibrated by a full run (see BENCHMARKS.md).
+PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": dict(
+        n_entities=24, n_finetune_entities=6, passes=2, eval_entities=2, max_steps=40, finetune_steps=10,
+        mc_samples=2,
+        train={"seq_len": 64, "batch_size": 8, "eval_every": 0, "save_every": 0, "lr": 3e-3},
+    ),
+    "bench-cpu": dict(
+        n_entities=300, n_finetune_entities=60, passes=6, eval_entities=60, max_steps=600, finetune_steps=60,
+        mc_samples=8,
+        train={"tokenizer": "bpe", "vocab_size": 2048, "seq_len": 128, "batch_size": 16, "max_minutes": 2.0,
+               "eval_every": 0, "save_every": 200, "warmup_steps": 30,
+               "model": {"d_model": 128, "n_layers": 3, "n_heads": 4, "max_len": 256}},
+    ),
+    "bench-gpu": dict(
+        n_entities=2000, n_finetune_entities=200, passes=8, eval_entities=400, max_steps=5000, mc_samples=16,
+        finetune_steps=300, train={"vocab_size": 4096, "eval_every": 0},
+    ),
+}  # fmt: skip
+
+
+@dataclass
+class KnowledgeConfig:
+    out: str
+    name: str = "kbexp"  # prefix of the data versions written
+    budget: str = "smoke"  # a PRESETS entry, and the training budget (training.config.BUDGETS)
+    variants: tuple[str, ...] = VARIANTS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    arms: tuple[str, ...] = kbm.ARMS
+    kb_seed: int = 0
+    latin_names: bool = False  # the shared-string control
+    n_entities: int | None = None  # None = the preset's (likewise below)
+    n_finetune_entities: int | None = None
+    passes: int | None = None
+    eval_entities: int | None = None
+    max_steps: int | None = None
+    finetune_lang: str = "en"
+    finetune_steps: int | None = None  # 0 = no fine-tuning step
+    mc_samples: int | None = None  # mdlm: t draws for value spans too long for the exact bound
+    train_overrides: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.budget not in PRESETS:
+            raise ConfigError(f"unknown budget {self.budget!r} (known: {', '.join(PRESETS)})")
+        if not self.seeds:
+            raise ConfigError("the experiment needs at least one seed")
+        bad = [v for v in self.variants if v not in VARIANTS]
+        if bad or not self.variants:
+            raise ConfigError(f"variants must be among {', '.join(VARIANTS)}, got {list(self.variants)}")
+        bad = [a for a in self.arms if a not in kbm.ARMS]
+        if bad or "mono" not in self.arms or "cs" not in self.arms:
+            raise ConfigError(
+                f"arms must include mono and cs, from {', '.join(kbm.ARMS)}; got {list(self.arms)}"
+            )
+        for key, value in PRESETS[self.budget].items():
+            if key != "train" and getattr(self, key) is None:
+                setattr(self, key, value)
+        self.seeds = tuple(int(s) for s in self.seeds)
+        if self.eval_entities < 1 or self.eval_entities > self.n_entities:
+            raise ConfigError(f"eval_entities must be in [1, n_entities={self.n_entities}]")
+        if self.finetune_lang not in kbm.lex.LANGS:
+            raise ConfigError(f"finetune_lang must be one of {', '.join(kbm.lex.LANGS)}")
+
+    def kb_config(self) -> kbm.KBConfig:
+        return kbm.KBConfig(
+            n_entities=self.n_entities,
+            n_finetune_entities=self.n_finetune_entities,
+            seed=self.kb_seed,
+            latin_names=self.latin_names,
+            passes=self.passes,
+        )
+
+    def train_config(
+        self, variant: str, data: str, out: Path, seed: int, tokenizer: str, **extra
+    ) -> TrainConfig:
+        preset = PRESETS[self.budget]["train"]
+        overrides = {**preset, **self.train_overrides, **extra}
+        overrides["model"] = {**preset.get("model", {}), **self.train_overrides.get("model", {})}
+        return make_config(
+            variant,
+            budget=self.budget,
+            overrides=overrides,
+            data=data,
+            out=str(out),
+            seed=seed,
+            tokenizer=tokenizer,
+            max_steps=extra.get("max_steps", self.max_steps),
+            test_frac=0.0,  # the cloze's frames and triples are the test set; no document is held back
+            progress=False,
+        )
+
+
+@dataclass
+class Prepared:
+    data: dict[str, str]  # arm (and 'ft') -> DATASET@VERSION
+    tokenizer: str
+    items: list[dict]  # held-out-frame queries of the eval entities
+    train_frame_items: list[dict]  # the same facts asked with a training frame (seen facts only)
+    counts: dict[str, Any]
+
+
+def _version(params: dict) -> str:
+    return "k" + hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _store(name: str, docs: list[dict], version: str, params: dict) -> str:
+    root = data_root()
+    try:
+        return str(open_version(root, name, version))
+    except WikimixError:
+        return str(write_version(root, name, {"documents": docs}, version=version, params=params))
+
+
+def prepare(cfg: KnowledgeConfig, out: Path) -> Prepared:
+    """Build the KB, the tokenizer (BPE on one parallel pass when the budget uses BPE), every arm's documents
+    at equal tokens of that tokenizer, the fine-tuning documents and the cloze items."""
+    kb = kbm.make_kb(cfg.kb_config())
+    base = cfg.train_config(cfg.variants[0], "-", out, 0, "byte")
+    tok_spec = base.tokenizer
+    if tok_spec == "bpe":
+        path = out / "tokenizer.json"
+        if not path.exists():
+            texts = [d["text"] for d in next(kbm.arm_rounds(kb, "parallel"))]
+            texts += [d["text"] for d in kbm.finetune_docs(kb, cfg.finetune_lang, 1)]
+            BPETokenizer.train(texts, base.vocab_size).save(path)
+        tok_spec = str(path)
+    tok = load_tokenizer(tok_spec)
+    count = kbm.utf8_bytes if tok_spec == "byte" else (lambda text: len(tok.encode(text)))
+    target = kbm.token_target(kb, count)
+    docs = {arm: kbm.render_arm(kb, arm, target, count) for arm in cfg.arms}
+    ft_docs = kbm.finetune_docs(kb, cfg.finetune_lang, rounds=max(1, cfg.passes * len(kb.config.langs)))
+    params = {
+        "kb": asdict(kb.config),
+        "tokenizer": tok_spec if tok_spec == "byte" else "bpe",
+        "target": target,
+    }
+    version = _version(params)
+    data = {arm: _store(f"{cfg.name}-{arm}", d, version, params) for arm, d in docs.items()}
+    data["ft"] = _store(f"{cfg.name}-ft-{cfg.finetune_lang}", ft_docs, version, params)
+    # seen = rendered in the documents the trainer trains on. The one split is by concept (training/split.py),
+    # so the trainer's validation people are never trained in any arm: the cloze asks only training people.
+    trained = {
+        arm: [x for x in d if split_of(split_unit(x["doc_id"], x["concept"]), base.val_frac, 0.0) == "train"]
+        for arm, d in docs.items()
+    }
+    people = [e for e in kb.entities if split_of(e.id, base.val_frac, 0.0) == "train"][: cfg.eval_entities]
+    items = kbm.cloze_items(kb, people, arms=trained)
+    train_frame = [
+        it
+        for it in kbm.cloze_items(kb, people, arms=trained, frame_split="train")
+        if any(it["seen"].values())
+    ]
+    (out / "kb.json").write_text(
+        json.dumps(
+            {
+                "config": asdict(kb.config),
+                "entities": [asdict(e) for e in kb.entities + kb.finetune_entities],
+            },
+            ensure_ascii=False,
+        )
+    )
+    counts = {
+        "entities": len(kb.entities),
+        "finetune_entities": len(kb.finetune_entities),
+        "token_target": target,
+        **{f"{arm}_docs": len(d) for arm, d in docs.items()},
+        **{f"{arm}_tokens": sum(count(x["text"]) for x in d) for arm, d in docs.items()},
+        "cloze_items": len(items),
+        "heldout_items": sum(it["heldout"] for it in items),
+    }
+    return Prepared(data, tok_spec, items, train_frame, counts)
+
+
+def run_dirs(cfg: KnowledgeConfig, out: Path, seed: int, variant: str) -> dict[str, Path]:
+    base = out / f"seed{seed}" / variant
+    dirs = {arm: base / arm for arm in cfg.arms}
+    if cfg.finetune_steps:
+        dirs.update({f"{arm}+ft": base / f"{arm}-ft" for arm in cfg.arms})
+    return dirs
+
+
+def train_arm(cfg: KnowledgeConfig, prepared: Prepared, out: Path, seed: int, variant: str, arm: str) -> Path:
+    """Train (or resume) one arm's model; `<arm>+ft` fine-tunes the trained arm on the fine-tuning text."""
+    dirs = run_dirs(cfg, out, seed, variant)
+    if arm.endswith("+ft"):
+        steps = cfg.finetune_steps
+        tcfg = cfg.train_config(
+            variant, prepared.data["ft"], dirs[arm], seed, prepared.tokenizer,
+            max_steps=steps, warmup_steps=max(1, steps // 10), max_minutes=0.0,
+        )  # fmt: skip
+        finetune(dirs[arm.removesuffix("+ft")], tcfg)
+    else:
+        train(cfg.train_config(variant, prepared.data[arm], dirs[arm], seed, prepared.tokenizer))
+    return dirs[arm]
+
+
+def measure(cfg: KnowledgeConfig, prepared: Prepared, run_dir: Path, arm: str) -> dict[str, Any]:
+    """Per-item hits of one run, cached with the checkpoint step and the items they were taken on."""
+    items = prepared.items
+    probe = prepared.train_frame_items
+    if arm.endswith("+ft"):  # after fine-tuning, ask in the fine-tuning language only
+        items = [it for it in items if it["lang"] == cfg.finetune_lang]
+        probe = []
+    digest = hashlib.sha256(json.dumps([items, probe, cfg.mc_samples]).encode()).hexdigest()
+    key = json.dumps([checkpoint.read_state(run_dir)["step"], digest])
+    cache = run_dir / "measurements.json"
+    if cache.exists():
+        cached = json.loads(cache.read_text())
+        if cached.get("key") == key:
+            return cached
+    variant, tok, _ = load_checkpoint(run_dir, device=cfg.device)
+    result = {
+        "key": key,
+        "hits": [r["hit"] for r in cloze.score_items(variant, tok, items, cfg.device, cfg.mc_samples)],
+        "probe_hits": [r["hit"] for r in cloze.score_items(variant, tok, probe, cfg.device, cfg.mc_samples)],
+    }
+    cache.write_text(json.dumps(result))
+    return result
+
+
+def _cell_items(items: list[dict], hits: list[bool], cell: str, arm: str) -> tuple[list[dict], list[bool]]:
+    base = arm.removesuffix("+ft")
+    keep = {
+        "heldout": lambda it: it["heldout"],
+        "seen": lambda it: it["seen"][base],
+        "unseen": lambda it: not it["seen"][base],
+        "seen-train-frame": lambda it: it["seen"][base],
+    }[cell]
+    pairs = [(it, h) for it, h in zip(items, hits, strict=True) if keep(it)]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def summarize(
+    cfg: KnowledgeConfig, prepared: Prepared, results: dict[tuple[int, str, str], dict]
+) -> tuple[list[dict], list[dict]]:
+    """Cells (variant x arm x cell: accuracy, interval, chance) and paired differences on held-out facts."""
+    cells, diffs = [], []
+    grouped: dict[tuple[str, str, str], dict[str, list[float]]] = {}
+    for variant in cfg.variants:
+        arms = list(run_dirs(cfg, Path(cfg.out), cfg.seeds[0], variant))
+        for arm in arms:
+            for cell in CELLS:
+                if cell == "seen-train-frame" and arm.endswith("+ft"):
+                    continue
+                pooled: dict[str, list[float]] = {}
+                chosen: list[dict] = []
+                for seed in cfg.seeds:
+                    r = results[(seed, variant, arm)]
+                    items = prepared.train_frame_items if cell == "seen-train-frame" else prepared.items
+                    hits = r["probe_hits"] if cell == "seen-train-frame" else r["hits"]
+                    if arm.endswith("+ft"):
+                        items = [it for it in items if it["lang"] == cfg.finetune_lang]
+                    chosen, kept = _cell_items(items, hits, cell, arm)
+                    for e, h in cloze.by_entity(chosen, kept).items():
+                        pooled.setdefault(e, []).extend(h)
+                grouped[(variant, arm, cell)] = pooled
+                acc = cloze.bootstrap_accuracy(pooled)
+                cells.append(
+                    {"variant": variant, "arm": arm, "cell": cell, "chance": cloze.chance(chosen), **acc}
+                )
+        for a, b in COMPARISONS:
+            if a in arms and b in arms:
+                d = cloze.paired_difference(
+                    grouped[(variant, a, "heldout")], grouped[(variant, b, "heldout")]
+                )
+                diffs.append({"variant": variant, "a": a, "b": b, "cell": "heldout", **d})
+    return cells, diffs
+
+
+def headline(diffs: list[dict]) -> tuple[str, float | None]:
+    """xling_cloze_gain: cs minus mono accuracy on held-out facts, for mdlm when it ran (else ar)."""
+    rows = {d["variant"]: d for d in diffs if (d["a"], d["b"]) == ("cs", "mono")}
+    variant = "mdlm" if "mdlm" in rows else next(iter(rows), None)
+    return (variant or "-"), (rows[variant]["mean"] if variant else None)
+
+
+def _fmt(v: Any) -> str:
+    return "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def report_markdown(cfg: KnowledgeConfig, prepared: Prepared, cells: list[dict], diffs: list[dict]) -> str:
+    variant, gain = headline(diffs)
+    lines = [
+        f"# Knowledge experiment `{cfg.name}` (budget `{cfg.budget}`)",
+        "",
+        f"Variants {list(cfg.variants)}, arms {list(cfg.arms)}, seeds {list(cfg.seeds)}, "
+        f"{'Latin names (shared-string control)' if cfg.latin_names else 'names in each script'}. "
+        f"Data: {json.dumps(prepared.counts)}. Intervals: 95% bootstrap over entities (seeds pooled). "
+        f"Headline: xling_cloze_gain ({variant}, cs - mono on held-out facts) = {_fmt(gain)}.",
+        "",
+        "| variant | arm | cell | accuracy | 95% interval | chance | items | entities |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in cells:
+        ci = "-" if c["low"] is None else f"[{c['low']:.3f}, {c['high']:.3f}]"
+        lines.append(
+            f"| {c['variant']} | {c['arm']} | {c['cell']} | {_fmt(c['mean'])} | {ci} | {_fmt(c['chance'])} | "
+            f"{c['n_items']} | {c['n_entities']} |"
+        )
+    lines += [
+        "",
+        "| variant | a - b (held-out facts) | difference | 95% interval | MDD (80% power) |",
+        "|---|---|---|---|---|",
+    ]
+    for d in diffs:
+        ci = "-" if d["low"] is None else f"[{d['low']:.3f}, {d['high']:.3f}]"
+        lines.append(
+            f"| {d['variant']} | {d['a']} - {d['b']} | {_fmt(d['mean'])} | {ci} | {_fmt(d['mdd'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(cells: list[dict], path: Path) -> None:
+    """Accuracy by arm x cell, one panel per variant, with intervals and chance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = list(dict.fromkeys(c["variant"] for c in cells))
+    fig, axes = plt.subplots(1, len(variants), figsize=(6 * len(variants), 4), squeeze=False)
+    for ax, variant in zip(axes[0], variants, strict=True):
+        rows = [c for c in cells if c["variant"] == variant and c["mean"] is not None]
+        arms = list(dict.fromkeys(c["arm"] for c in rows))
+        width = 0.8 / len(CELLS)
+        for k, cell in enumerate(CELLS):
+            xs, ys, errs = [], [], [[], []]
+            for i, arm in enumerate(arms):
+                c = next((c for c in rows if c["arm"] == arm and c["cell"] == cell), None)
+                if c:
+                    xs.append(i + k * width)
+                    ys.append(c["mean"])
+                    bounded = c["low"] is not None  # one entity: no interval to draw
+                    errs[0].append(c["mean"] - c["low"] if bounded else 0.0)
+                    errs[1].append(c["high"] - c["mean"] if bounded else 0.0)
+            ax.bar(xs, ys, width, yerr=errs, label=cell, capsize=2)
+        chances = [c["chance"] for c in rows if c["chance"]]
+        if chances:
+            ax.axhline(sum(chances) / len(chances), color="k", linestyle=":", label="chance")
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(arms))], arms)
+        ax.set_ylim(0, 1)
+        ax.set_title(variant)
+        ax.set_ylabel("cloze accuracy")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_outputs(
+    cfg: KnowledgeConfig, prepared: Prepared, cells: list[dict], diffs: list[dict], out: Path
+) -> dict[str, str]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    variant, gain = headline(diffs)
+    paths = {
+        "report": out / "knowledge.md",
+        "summary": out / "knowledge.json",
+        "cells": out / "cells.parquet",
+        "plot": out / "knowledge.png",
+    }
+    paths["report"].write_text(report_markdown(cfg, prepared, cells, diffs))
+    summary = {
+        "config": asdict(cfg),
+        "data": prepared.data,
+        "counts": prepared.counts,
+        "cells": cells,
+        "differences": diffs,
+        "xling_cloze_gain": {"variant": variant, "value": gain},
+    }
+    paths["summary"].write_text(json.dumps(summary, indent=2, default=str))
+    pq.write_table(pa.Table.from_pylist(cells), paths["cells"])
+    plot(cells, paths["plot"])
+    return {k: str(v) for k, v in paths.items()}
+
+
+def run_knowledge(cfg: KnowledgeConfig) -> dict[str, str]:
+    """Prepare, train and measure every (seed, variant, arm), summarise; returns {name: path} written.
+    Re-running the same command resumes: finished runs and measurements are reused."""
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    prepared = prepare(cfg, out)
+    results: dict[tuple[int, str, str], dict] = {}
+    for seed in cfg.seeds:
+        for variant in cfg.variants:
+            for arm in run_dirs(cfg, out, seed, variant):
+                run_dir = train_arm(cfg, prepared, out, seed, variant, arm)
+                results[(seed, variant, arm)] = measure(cfg, prepared, run_dir, arm)
+    cells, diffs = summarize(cfg, prepared, results)
+    return write_outputs(cfg, prepared, cells, diffs, out)
