@@ -14,6 +14,7 @@ or an fsspec URL); Prefect results and cache records live under `<root>/.prefect
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -87,13 +88,20 @@ def _row_counts(ref) -> list[str]:
 
 
 def run_shards(runner, step, num_shards: int, progress: artifacts.Progress | None = None, **params) -> list:
-    """One task per shard (rank r of num_shards) on the task runner; their results in shard order."""
+    """One task per shard (rank r of num_shards) on the task runner; their results in shard order.
+    With `progress`, the artifact follows the shards done, and each is logged with the ETA of the rest."""
+    started = time.monotonic()
     futures = [
         runner.submit(step, {**params, "rank": r, "world_size": num_shards}) for r in range(num_shards)
     ]
     for done, _ in enumerate(as_completed(futures), start=1):
         if progress is not None:
             progress.update(done, num_shards)
+            elapsed = time.monotonic() - started
+            get_run_logger().info(
+                "%s: %d/%d shards done, %.0f s, ETA %.0f s",
+                progress.description, done, num_shards, elapsed, elapsed / done * (num_shards - done),
+            )  # fmt: skip
     return [f.result() for f in futures]
 
 
@@ -129,9 +137,32 @@ def revisions(path: str) -> list[tuple[str, int, int]]:
     return sorted(pages.iter_rows())
 
 
-@task(
-    task_run_name="fetch/{dataset_name}", **retry_policy()
-)  # never cached: the wiki may have changed since the last build
+class FetchProgress:
+    """The fetch's progress artifact (titles resolved of all requested) and a log line per batch."""
+
+    def __init__(self, name: str, total: int):
+        self.total, self.titles, self.started = total, 0, time.monotonic()
+        self.artifact = artifacts.Progress(f"{name}-fetch-progress", f"fetch of {name}: {total} titles")
+        self.logger = get_run_logger()
+
+    def __call__(self, event: str, info: dict) -> None:
+        if event == "resolved":
+            self.titles += info["titles"]
+            self.artifact.update(self.titles, self.total)
+            self.logger.info(
+                "fetch %s: %d/%d titles resolved, %d requests, %.0f s",
+                info["lang"], self.titles, self.total, info["requests"], time.monotonic() - self.started,
+            )  # fmt: skip
+        elif event == "fetched":
+            self.logger.info(
+                "fetch %s: %d pages stored, %d requests", info["lang"], info["pages"], info["requests"]
+            )
+        elif event == "done":
+            self.artifact.update(self.total, self.total)
+
+
+# never cached: the wiki may have changed since the last build
+@task(task_run_name="fetch/{dataset_name}", **retry_policy())
 def fetch_wiki(
     root: str, dataset_name: str, api_urls: dict[str, str], concepts: str, langs: list[str] | None
 ) -> str:
@@ -147,8 +178,19 @@ def fetch_wiki(
         previous = open_version(root, f"{dataset_name}-wiki").path
     except StorageError:
         previous = None
+    from pipeline.concepts import read_concepts
+
+    table = read_concepts(concepts)
+    total = sum(1 for row in table.rows if langs is None or row.lang in langs)
+    progress = FetchProgress(dataset_name, total)
     ref = fetch.fetch_concepts(
-        api_urls, concepts, root=root, name=dataset_name, langs=langs, rate_limit=wiki_api_slot
+        api_urls,
+        table,
+        root=root,
+        name=dataset_name,
+        langs=langs,
+        rate_limit=wiki_api_slot,
+        progress=progress,
     )
     if previous and ref.path != previous and revisions(previous) == revisions(ref.path):
         get_run_logger().info("no page changed since %s: reusing it", ref_from_path(previous))
