@@ -58,6 +58,7 @@ class LiveTraining:
 
     def __init__(self, name: str, variant: str, out: str, max_steps: int, every: int):
         self.name, self.variant, self.out, self.total, self.every = name, variant, out, max_steps, every
+        self.first: tuple[int, float] | None = None  # (step, seconds) of the first line reported
         self.progress = artifacts.Progress(
             f"{name}-{variant}-training-progress", f"training {variant}: {out}"
         )
@@ -70,8 +71,14 @@ class LiveTraining:
             self.logger.info("%s step %d: %s", self.variant, record["step"], _numbers(record))
             self.publish_curve()
         elif "loss" in record and (record["step"] % self.every == 0 or record["step"] >= self.total):
-            step, rate = record["step"], record["tok_per_s"]
-            seconds_per_step = record["elapsed_s"] / max(step, 1)
+            step, rate, elapsed = record["step"], record["tok_per_s"], record["elapsed_s"]
+            if self.first is None:  # elapsed_s counts from this process's start: a resume starts mid-run
+                self.first = (step, elapsed)
+            first_step, first_elapsed = self.first
+            if step > first_step:
+                seconds_per_step = (elapsed - first_elapsed) / (step - first_step)
+            else:
+                seconds_per_step = elapsed / max(step, 1)
             eta = seconds_per_step * max(self.total - step, 0)
             self.logger.info(
                 "%s step %d/%d: loss %.4f, %.0f tokens/s, ETA %s",
@@ -82,7 +89,9 @@ class LiveTraining:
     def publish_curve(self) -> None:
         from training.evaluate import plot_loss_curves
 
-        png = Path(self.out) / "loss-curve-live.png"
+        png = (
+            Path(self.out).parent / f"{Path(self.out).name}-live-loss.png"
+        )  # the run dir holds the checkpoint
         run = SimpleNamespace(name=self.variant, path=Path(self.out), likelihood="in training")
         plot_loss_curves([run], png)
         artifacts.image(
@@ -115,7 +124,8 @@ def train_run(
     )
     cfg.progress = False
     corpus = Path(out).parent.name
-    live = LiveTraining(corpus, variant, out, cfg.max_steps, every=max(cfg.log_every, cfg.max_steps // 20))
+    every = cfg.log_every * max(1, cfg.max_steps // 20 // cfg.log_every)  # ~20 lines, at logged steps
+    live = LiveTraining(corpus, variant, out, cfg.max_steps, every)
     last = train(cfg, on_log=live)
     metrics = {k: v for k, v in last.items() if isinstance(v, int | float)}
     get_run_logger().info("%s: %s", variant, metrics)

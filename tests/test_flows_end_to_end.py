@@ -167,7 +167,7 @@ def test_training_logs_progress_lines_and_curves_while_it_runs(two_runs, prefect
         assert any(line.startswith(f"{variant} step ") for line in lines), (variant, lines[:5])
     # at each evaluation the run's live curve is redrawn and published
     for run in first.result()["runs"].values():
-        assert (Path(run) / "loss-curve-live.png").stat().st_size > 1000
+        assert Path(f"{run}-live-loss.png").stat().st_size > 1000
 
 
 def test_second_run_with_unchanged_input_hits_the_cache(two_runs, prefect_client):
