@@ -148,6 +148,18 @@ def runs_of(client, name: str, expected: int, timeout: float = 60) -> list:
         time.sleep(1)
 
 
+def read_events(client, name: str, resource_prefix: str) -> list:
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    from flows.server import flush_to_server
+
+    flush_to_server()  # events are sent in batches
+    flt = EventFilter(
+        event=EventNameFilter(name=[name]), resource=EventResourceFilter(id_prefix=[resource_prefix])
+    )
+    return client.read_events(flt, limit=50).events
+
+
 def run_deployment_here(client, name: str, flow, parameters: dict | None = None, flow_run=None):
     """Execute a run of deployment `name` in this process (as a worker would, without its subprocess)."""
     from prefect.flow_engine import run_flow
@@ -209,6 +221,24 @@ def test_two_rebuilds_each_train_their_own_version_and_training_triggers_evaluat
         if t.name.startswith("train/")
     ]
     assert train_task.name == "train/ar-smoke-seed0"
+    # the events themselves, as the Event Feed shows them
+    [sig_event] = [e for e in read_events(prefect_client, "wikimix.dataset.committed", "wikimix.dataset.events-")
+                   if e.payload["path"] == builds[0][1]["sig"]]  # fmt: skip
+    assert (
+        sig_event.resource.id == "wikimix.dataset.events-sig" and sig_event.resource["wikimix.stage"] == "sig"
+    )
+    assert sig_event.payload["parents"] == [
+        {"dataset": "events-docs", "version": docs_versions[0], "path": builds[0][1]["docs"]}
+    ]
+    assert "weekly-rebuild" in {r.get("prefect.resource.name") for r in sig_event.related}
+    [checkpoint] = [e for e in read_events(prefect_client, "wikimix.checkpoint.committed", "wikimix.checkpoint.events.")
+                    if e.payload["path"] == runs["ar"]]  # fmt: skip
+    assert (checkpoint.payload["variant"], checkpoint.payload["data"]) == (
+        "ar",
+        f"events-docs@{docs_versions[0]}",
+    )
+    assert checkpoint.resource["wikimix.corpus"] == "events"
+
     [evaluation] = runs_of(prefect_client, "after-training", 1)
     assert evaluation.parameters["runs"] == [runs["ar"]]
     assert (evaluation.parameters["corpus"], evaluation.parameters["version"]) == ("events", docs_versions[0])
