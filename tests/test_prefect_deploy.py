@@ -148,16 +148,23 @@ def runs_of(client, name: str, expected: int, timeout: float = 60) -> list:
         time.sleep(1)
 
 
-def read_events(client, name: str, resource_prefix: str) -> list:
+def stored_event(client, name: str, resource_prefix: str, path: str, timeout: float = 60):
+    """The event `name` whose payload path is `path`, once the server has stored it (it writes in batches)."""
     from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 
     from flows.server import flush_to_server
 
-    flush_to_server()  # events are sent in batches
+    flush_to_server()  # this process sends events in batches too
     flt = EventFilter(
         event=EventNameFilter(name=[name]), resource=EventResourceFilter(id_prefix=[resource_prefix])
     )
-    return client.read_events(flt, limit=50).events
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [e for e in client.read_events(flt, limit=50).events if e.payload.get("path") == path]
+        if found or time.monotonic() > deadline:
+            assert len(found) == 1, (name, path, found)
+            return found[0]
+        time.sleep(1)
 
 
 def run_deployment_here(client, name: str, flow, parameters: dict | None = None, flow_run=None):
@@ -222,8 +229,9 @@ def test_two_rebuilds_each_train_their_own_version_and_training_triggers_evaluat
     ]
     assert train_task.name == "train/ar-smoke-seed0"
     # the events themselves, as the Event Feed shows them
-    [sig_event] = [e for e in read_events(prefect_client, "wikimix.dataset.committed", "wikimix.dataset.events-")
-                   if e.payload["path"] == builds[0][1]["sig"]]  # fmt: skip
+    sig_event = stored_event(
+        prefect_client, "wikimix.dataset.committed", "wikimix.dataset.events-", builds[0][1]["sig"]
+    )
     assert (
         sig_event.resource.id == "wikimix.dataset.events-sig" and sig_event.resource["wikimix.stage"] == "sig"
     )
@@ -231,8 +239,9 @@ def test_two_rebuilds_each_train_their_own_version_and_training_triggers_evaluat
         {"dataset": "events-docs", "version": docs_versions[0], "path": builds[0][1]["docs"]}
     ]
     assert "weekly-rebuild" in {r.get("prefect.resource.name") for r in sig_event.related}
-    [checkpoint] = [e for e in read_events(prefect_client, "wikimix.checkpoint.committed", "wikimix.checkpoint.events.")
-                    if e.payload["path"] == runs["ar"]]  # fmt: skip
+    checkpoint = stored_event(
+        prefect_client, "wikimix.checkpoint.committed", "wikimix.checkpoint.events.", runs["ar"]
+    )
     assert (checkpoint.payload["variant"], checkpoint.payload["data"]) == (
         "ar",
         f"events-docs@{docs_versions[0]}",
