@@ -16,9 +16,11 @@ from typing import Any
 
 import yaml
 from prefect import Flow, serve
+from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import ConcurrencyLimitConfig
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentTriggerTypes
+from prefect.exceptions import ObjectNotFound
 from prefect.schedules import Cron
 from pydantic import TypeAdapter
 
@@ -78,6 +80,29 @@ def deployments(path: Path = PREFECT_YAML) -> list[RunnerDeployment]:
     return out
 
 
+def replace_pool_deployments(served: list[RunnerDeployment]) -> list[str]:
+    """Delete the work-pool deployments (`prefect deploy`) that the served ones replace; their names.
+
+    A served deployment updates the one of the same name in place, but the pull step and storage path
+    of a pool deployment would survive the update and point the served runs at a checkout they do not
+    have; its flow runs stay in the history."""
+    replaced = []
+    with get_client(sync_client=True) as client:
+        for deployment in served:
+            name = f"{deployment.flow_name}/{deployment.name}"
+            try:
+                existing = client.read_deployment_by_name(name)
+            except ObjectNotFound:
+                continue
+            if existing.work_pool_name:
+                client.delete_deployment(existing.id)
+                replaced.append(name)
+    return replaced
+
+
 def serve_all(limit: int | None = None, path: Path = PREFECT_YAML) -> None:
     """Register and serve every deployment until interrupted (schedules paused on shutdown)."""
-    serve(*deployments(path), limit=limit)
+    served = deployments(path)
+    for name in replace_pool_deployments(served):
+        print(f"replacing the work-pool deployment {name} by a served one")
+    serve(*served, limit=limit)

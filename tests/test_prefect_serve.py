@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,9 @@ pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 WIKIMIX = Path(sys.executable).with_name("wikimix")
 
 
-def served_deployments(client) -> dict[str, object]:
-    return {d.name: d for d in client.read_deployments() if d.work_pool_name is None}
+def served_deployments(client, since: datetime) -> dict[str, object]:
+    """Deployments registered (or updated, when `prefect deploy` made them before) since `since`."""
+    return {d.name: d for d in client.read_deployments() if d.updated and d.updated >= since}
 
 
 @pytest.mark.timeout(600)
@@ -31,6 +33,7 @@ def test_serve_registers_every_deployment_runs_one_and_stops(prefect_server, pre
 
     expected = {d["name"] for d in yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]}
     data = tmp_path / "data"
+    started = datetime.now(UTC)
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [str(WIKIMIX), "serve", "--data", str(data)], cwd=tmp_path, env=os.environ.copy(), stdout=log,
@@ -38,12 +41,14 @@ def test_serve_registers_every_deployment_runs_one_and_stops(prefect_server, pre
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
-        while set(served_deployments(prefect_client)) < expected and time.monotonic() < deadline:
+        while set(served_deployments(prefect_client, started)) < expected and time.monotonic() < deadline:
             assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
             time.sleep(1)
-        served = served_deployments(prefect_client)
+        served = served_deployments(prefect_client, started)
         assert set(served) >= expected, (tmp_path / "serve.log").read_text()[-3000:]
 
+        # served, not on a pool: a `prefect deploy` of the same name earlier in the session is replaced
+        assert all(served[name].work_pool_name is None for name in expected)
         rebuild = served["weekly-rebuild"]
         [schedule] = rebuild.schedules
         assert (schedule.schedule.cron, schedule.schedule.timezone) == ("0 3 * * 1", "Europe/Berlin")
