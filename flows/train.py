@@ -13,9 +13,9 @@ With `task_runner="dask:tcp://scheduler:8786"`, train-all runs the variants in p
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -87,16 +87,43 @@ class LiveTraining:
             self.progress.update(step, self.total)
 
     def publish_curve(self) -> None:
-        from training.evaluate import plot_loss_curves
-
+        """Draw metrics.jsonl so far (training loss, validation NLL against steps) and publish it."""
         png = (
             Path(self.out).parent / f"{Path(self.out).name}-live-loss.png"
         )  # the run dir holds the checkpoint
-        run = SimpleNamespace(name=self.variant, path=Path(self.out), likelihood="in training")
-        plot_loss_curves([run], png)
+        try:
+            plot_live_curve(Path(self.out) / "metrics.jsonl", self.variant, png)
+        except (OSError, ValueError) as exc:  # a live picture must never stop the training it shows
+            self.logger.warning("live loss curve of %s not drawn: %s", self.out, exc)
+            return
         artifacts.image(
-            artifacts.artifact_key(self.name, "training-curves"), png, f"Loss curve of {self.out}"
+            artifacts.artifact_key(self.name, "training-curves"),
+            png,
+            f"Loss curve of {self.out} (in training)",
         )
+
+
+def plot_live_curve(metrics: Path, variant: str, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    train = [(r["step"], r["loss"]) for r in records if "loss" in r and "step" in r]
+    val = [(r["step"], r["val_nll"]) for r in records if r.get("split") == "val" and "val_nll" in r]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    if train:
+        ax.plot(*zip(*train, strict=True), label=f"{variant} training loss")
+    if val:
+        ax.plot(*zip(*val, strict=True), marker="o", label=f"{variant} validation NLL / token")
+    ax.set_xlabel("step")
+    ax.set_title(f"{variant}: training in progress")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
 
 
 def _numbers(record: dict[str, Any]) -> dict[str, float]:
