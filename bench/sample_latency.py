@@ -10,8 +10,15 @@ budget's size (weights at init:
 latency does not depend on them, except that a sampler may skip steps that reveal nothing). With --ckpt
 the trained checkpoints are timed instead; their quality at each step count is in the evaluator's
 frontier (training/evaluate.py), so latencies can be compared at matched quality. Each point is the
-best of --repeats timed calls (rounds alternate over all points) after one warm-up call. Prints one line per (variant, steps) and, last,
-`mdlm_vs_ar_latency=<mdlm seconds at --headline-steps / ar seconds>`.
+best of --repeats timed calls (rounds alternate over all points) after one warm-up call. Prints one line per
+(variant, sampler, steps): each diffusion entry with its default sampler, and mdlm / llada-byte also with
+the fast sampler (training/samplers.py "fast": commits every draw above --threshold, in blocks of
+--block-len on Fast-dLLM's --cache (dual: keys outside the block, refreshed per block), steps as the cap). Then the batch-16 throughput (--throughput-batch; tokens/s of ar and of mdlm with both
+samplers at --headline-steps), `mdlm_vs_ar_latency_default=<mdlm's default sampler at --headline-steps /
+ar>` and, last, `mdlm_vs_ar_latency=<mdlm's fast sampler at --headline-steps / ar>`.
+
+With fresh weights no draw is confident (probabilities ~1/V), so the fast sampler takes all its steps
+and only the cache speeds it up; a trained checkpoint (--ckpt) commits several tokens per step.
 """
 
 from __future__ import annotations
@@ -74,21 +81,21 @@ def checkpoint_models(paths: list[str], device: str) -> dict[str, torch.nn.Modul
     return models
 
 
-def completion_call(model, prompt_len: int, new: int, steps: int, device: str):
-    """A function running one batch-1 completion of random (non-special) prompt tokens."""
+def completion_call(model, prompt_len: int, new: int, steps: int, device: str, batch: int = 1, **sampler):
+    """A function running one completion of random (non-special) prompt tokens, `batch` rows."""
     special = model.special
     low = max(special.pad_id, special.mask_id, special.bos_id, special.eos_id) + 1
     g = torch.Generator().manual_seed(0)
     prompt = torch.randint(
-        low if low < model.vocab_size else 0, model.vocab_size, (1, prompt_len), generator=g
+        low if low < model.vocab_size else 0, model.vocab_size, (batch, prompt_len), generator=g
     )
     prompt = prompt.to(device)
-    options = {"steps": steps, "generator": torch.Generator(device).manual_seed(0)}
+    options = {"steps": steps, "generator": torch.Generator(device).manual_seed(0), **sampler}
 
     @torch.no_grad()
     def call() -> None:
         out = model.generate(prompt, new, **options)
-        assert out.shape == (1, prompt_len + new)
+        assert out.shape == (batch, prompt_len + new)
 
     return call
 
@@ -115,6 +122,16 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--threshold", type=float, default=0.9, help="the fast sampler's confidence threshold"
+    )
+    parser.add_argument(
+        "--block-len", type=int, default=10, help="the fast sampler's block length (0: one block)"
+    )
+    parser.add_argument("--cache", default="dual", help="the fast sampler's cache: none | prefix | dual")
+    parser.add_argument(
+        "--throughput-batch", type=int, default=16, help="batch of the throughput rows (0: none)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     steps = sorted({int(s) for s in args.steps.split(",")} | {args.headline_steps})
@@ -125,28 +142,52 @@ def main(argv: list[str] | None = None) -> float:
     )
     if "ar" not in models or "mdlm" not in models:
         raise WikimixError("the headline needs both an ar and an mdlm model")
-    calls = {}
+    fast = {
+        "method": "fast",
+        "threshold": args.threshold,
+        "cache": args.cache,
+        "block_len": args.block_len or None,
+    }
+    calls = {}  # (entry, sampler, steps) -> call
     for name, model in models.items():
-        for s in [args.new_tokens] if name == "ar" else steps:
-            calls[(name, s)] = completion_call(model, args.prompt_len, args.new_tokens, s, args.device)
-            print(f"warm-up {name} steps={s}: {timed(calls[(name, s)], args.device):.3f} s", flush=True)
+        samplers = {"default": {}, "fast": fast} if hasattr(model, "new_cache") else {"default": {}}
+        for label, options in samplers.items():
+            for s in [args.new_tokens] if name == "ar" else steps:
+                key = (name, label, s)
+                calls[key] = completion_call(
+                    model, args.prompt_len, args.new_tokens, s, args.device, **options
+                )
+                print(f"warm-up {name} {label} steps={s}: {timed(calls[key], args.device):.3f} s", flush=True)
     # rounds alternate over every point and the best of each is kept, so CPU contention from other work
     # hits all points alike instead of whichever happened to run during it
     best = {key: math.inf for key in calls}
     for _ in range(args.repeats):
         for key, call in calls.items():
             best[key] = min(best[key], timed(call, args.device))
-    print(f"{'variant':16} {'params':>10} {'steps':>5} {'seconds':>8} {'tok/s':>8}")
-    for (name, s), sec in best.items():
+    print(f"{'variant':16} {'sampler':8} {'params':>10} {'steps':>5} {'seconds':>8} {'tok/s':>8}")
+    for (name, label, s), sec in best.items():
         params = sum(p.numel() for p in models[name].parameters())
-        label = f"{name} (kv)" if name == "ar" else name
-        print(f"{label:16} {params:10,d} {s:5d} {sec:8.3f} {args.new_tokens / sec:8.1f}")
-    latency = best
-    ratio = latency[("mdlm", args.headline_steps)] / latency[("ar", args.new_tokens)]
+        shown = f"{name} (kv)" if name == "ar" else name
+        print(f"{shown:16} {label:8} {params:10,d} {s:5d} {sec:8.3f} {args.new_tokens / sec:8.1f}")
+    ar_key = ("ar", "default", args.new_tokens)
+    heads = [ar_key, ("mdlm", "default", args.headline_steps), ("mdlm", "fast", args.headline_steps)]
+    if args.throughput_batch:
+        batch = args.throughput_batch
+        for name, label, s in heads:  # one timed call each: long on a CPU, and warm by now
+            options = fast if label == "fast" else {}
+            model = models[name]
+            call = completion_call(model, args.prompt_len, args.new_tokens, s, args.device, batch, **options)
+            sec = timed(call, args.device)
+            print(
+                f"batch {batch} {name} {label} steps={s}: {batch * args.new_tokens / sec:.1f} tok/s ({sec:.2f} s)"
+            )
     print(
         f"device={args.device} threads={args.threads} prompt={args.prompt_len} new={args.new_tokens} "
-        f"budget={'checkpoints' if args.ckpt else args.budget}"
+        f"budget={'checkpoints' if args.ckpt else args.budget} threshold={args.threshold} "
+        f"block_len={args.block_len} cache={args.cache}"
     )
+    print(f"mdlm_vs_ar_latency_default={best[heads[1]] / best[ar_key]:.3f}")
+    ratio = best[heads[2]] / best[ar_key]
     print(f"mdlm_vs_ar_latency={ratio:.3f}")
     return ratio
 

@@ -25,8 +25,10 @@ import torch  # noqa: E402
 
 from pipeline.encoder import Encoder, EncoderConfig  # noqa: E402
 from training import metrics  # noqa: E402
-from training.data import parse_data_spec  # noqa: E402
-from training.evaluate import EvalConfig, judge_nll, load_model, open_test_data, score_likelihood  # noqa: E402
+from training.data import DataOptions, ShardData, parse_data_spec  # noqa: E402
+from training.eval_task import TaskConfig, build_pairs  # noqa: E402
+from training.judge import judge_pair_nll  # noqa: E402
+from training.scoring import load_model  # noqa: E402
 from wikimix.errors import run_or_exit  # noqa: E402
 
 RULES = [
@@ -48,15 +50,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = EvalConfig(cont_len=args.cont_len, max_examples=args.n, n_generate=args.n)
     names: set[str] = set()
     model = load_model(args.ckpt, "cpu", names)
-    score_likelihood(model, open_test_data(model, parse_data_spec(args.data), cfg), cfg)
+    opts = DataOptions(val_frac=model.train.val_frac, test_frac=model.train.test_frac)
+    source = ShardData(parse_data_spec(args.data), model.tok, opts)
+    # the evaluator's task, in the model's own tokens (its tokenizer is the reference here)
+    pairs = build_pairs(source, model.tok, TaskConfig(cont_len=args.cont_len, max_pairs=args.n))
     judge = load_model(args.judge, "cpu", names) if args.judge else None
     encoder = Encoder(EncoderConfig(threads=args.threads))
-    pairs = model.pairs[: args.n]
-    prompts = [ids[:plen] for _, ids, plen in pairs]
-    ref_lengths = [len(ids[plen : plen + args.cont_len]) for _, ids, plen in pairs]
+    prompts = [model.tok.encode(p.prompt) for p in pairs]
+    ref_lengths = [len(model.tok.encode(p.continuation)) for p in pairs]
     print(f"{len(pairs)} test prompts; reference length {metrics.median_iqr(ref_lengths)}")
     medians = {}
     for label, options in RULES:
@@ -69,7 +72,8 @@ def main() -> None:
         texts = [model.tok.decode(seq[len(p) :]) for seq, p in zip(result.sequences, prompts, strict=True)]
         gen_ppl = "-"
         if judge is not None and any(lengths):
-            nll, n = judge_nll(judge, [model.tok.decode(p) for p in prompts], texts, cfg)
+            judged = [judge_pair_nll(judge, p.prompt, t, "cpu") for p, t in zip(pairs, texts, strict=True)]
+            nll, n = sum(j[0] for j in judged), sum(j[1] for j in judged)
             gen_ppl = f"{metrics.perplexity(nll, n):.1f}" if n else "-"
         medians[label] = statistics.median(lengths)
         print(

@@ -24,7 +24,16 @@ from storage.store import params_hash
 # Evaluation sizes per training budget: smoke models see 8-16 token prompts and 8-token completions.
 EVAL_BUDGETS: dict[str, dict[str, Any]] = {
     "smoke": dict(
-        prompt_min=8, prompt_max=16, cont_len=8, max_examples=16, n_generate=4, steps=(4, 8), batch_size=4
+        prompt_min=8,
+        prompt_max=16,
+        cont_len=8,
+        max_examples=16,
+        n_generate=4,
+        t_samples=4,
+        t_chunk=2,
+        temperatures=(1.0,),
+        n_boot=50,
+        reference_vocab=512,
     ),
     "bench-cpu": {},
     "bench-gpu": dict(device="cuda", max_examples=1024, n_generate=128),
@@ -84,10 +93,14 @@ def publish_evaluation(corpus: str, data: str, paths: dict[str, str]) -> list[st
             corpus, rows, f"Comparison on the test split of {data}; {paths['comparison_md']}"
         ),
         artifacts.image(
-            artifacts.artifact_key(corpus, "training-curves"), paths["loss_curves"], "Loss curves"
+            artifacts.artifact_key(corpus, "training-curves"),
+            paths["loss_curves"],
+            "Validation bits/byte vs tokens and FLOPs",
         ),
         artifacts.image(
-            artifacts.artifact_key(corpus, "frontier"), paths["frontier_png"], "Steps/quality frontier"
+            artifacts.artifact_key(corpus, "frontier"),
+            paths["frontier_png"],
+            "Quality-diversity frontier over temperature",
         ),
         artifacts.report_link(corpus, Path(paths["comparison_md"]).parent),
     ]

@@ -93,7 +93,8 @@ def test_ingest_that_keeps_no_page(chain: str, tmp_path: Path):
 
 
 def test_fetch_where_every_wiki_is_down(chain: str, tmp_path: Path):
-    from pipeline.fetch import FetchConfig, crawl
+    from pipeline.fetch import crawl
+    from pipeline.mwapi import FetchConfig
     from wikimix.localwiki import Family, LocalWiki
 
     table = read_concepts(SAMPLE_DIR / "concepts.tsv").subset(["en", "de"])

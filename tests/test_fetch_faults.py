@@ -9,7 +9,8 @@ import threading
 import pytest
 
 from pipeline.concepts import ConceptTable
-from pipeline.fetch import FetchConfig, crawl
+from pipeline.fetch import crawl
+from pipeline.mwapi import FetchConfig
 from tests.fixtures_wiki import free_port_base
 from wikimix.guards import EmptyResultError
 

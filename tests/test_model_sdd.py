@@ -105,26 +105,26 @@ def test_prediction_state_is_top_k_with_flattened_true_softmax_values():
 # ---- attention -------------------------------------------------------------------------------------------
 
 
-def test_attention_bias_shifts_attention_toward_probable_candidates_and_ignores_absent_ones():
+def test_attention_bias_shifts_attention_toward_probable_candidates():
     torch.manual_seed(0)
     cfg = tiny(n_heads=2)
     attn = CandidateAttention(cfg)
-    B, L, k = 1, 3, 4
-    x = torch.randn(B, L * k, cfg.d_model)
+    L, k = 3, 4
+    x = torch.randn(L * k, cfg.d_model)  # one sequence, packed
     positions = torch.arange(L).repeat_interleave(k)
-    flat = torch.full((B, L * k), -math.log(50.0))
+    flat = torch.full((L * k,), -math.log(50.0))
     favoured = flat.clone()
-    favoured[0, 5] = math.log(0.9)  # one candidate becomes probable
-    w_flat = attn(x, positions, flat, return_weights=True)
-    w_fav = attn(x, positions, favoured, return_weights=True)
+    favoured[5] = math.log(0.9)  # one candidate becomes probable
+    (w_flat,) = attn(x, positions, flat, [L * k], return_weights=True)
+    (w_fav,) = attn(x, positions, favoured, [L * k], return_weights=True)
     assert (w_fav[..., 5] > w_flat[..., 5]).all()  # every head, every query attends more to it
-    absent = flat.clone()
-    absent[0, 7] = float("-inf")
-    assert (attn(x, positions, absent, return_weights=True)[..., 7] == 0).all()
-    # the fused SDPA path computes the same attention as the explicit one
-    v = attn.qkv(x).view(B, L * k, 3, cfg.n_heads, -1).permute(2, 0, 3, 1, 4)[2]
-    explicit = attn.out((w_fav @ v).transpose(1, 2).reshape(B, L * k, -1))
-    torch.testing.assert_close(attn(x, positions, favoured), explicit, atol=1e-5, rtol=1e-4)
+    # the fused SDPA path (bias in an extra query/key channel) computes the explicit attention
+    v = attn.qkv(x).view(L * k, 3, cfg.n_heads, -1)[:, 2].transpose(0, 1)
+    explicit = attn.out((w_fav @ v).transpose(0, 1).reshape(L * k, -1))
+    torch.testing.assert_close(attn(x, positions, favoured, [L * k]), explicit, atol=1e-5, rtol=1e-4)
+    # two sequences packed together attend only within themselves
+    two = attn(torch.cat([x, x]), torch.cat([positions, positions]), torch.cat([favoured, flat]), [12, 12])
+    torch.testing.assert_close(two[:12], explicit, atol=1e-5, rtol=1e-4)
 
 
 def test_candidate_order_does_not_matter():

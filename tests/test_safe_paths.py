@@ -271,7 +271,8 @@ def hostile_wiki():
 
 
 def test_a_server_naming_a_path_as_its_wiki_id_is_refused(hostile_wiki, tmp_path):
-    from pipeline.fetch import FetchConfig, FetchError, crawl
+    from pipeline.fetch import crawl
+    from pipeline.mwapi import FetchConfig, FetchError
 
     (tmp_path / "sentinel").write_text("outside the data root")
     url = hostile_wiki({"wikiid": "../../x", "lang": "en"})
@@ -293,14 +294,12 @@ def test_a_server_naming_a_path_as_its_wiki_id_is_refused(hostile_wiki, tmp_path
 
 
 def test_staging_refuses_a_path_as_wiki_id(tmp_path):
-    from pipeline.fetch import _Staging
+    from pipeline.fetch_resume import Staging
     from storage.store import VersionWriter
 
     writer = VersionWriter(str(tmp_path / "data"), "s-wiki")
     with pytest.raises(UnsafePathError, match="bad wiki id"):
-        _Staging(writer).write(
-            [{"wiki": "../../../x", "rev_id": 1, "lang": "en", "page_id": 1, "title": "T"}]
-        )
+        Staging(writer).write([{"wiki": "../../../x", "rev_id": 1, "lang": "en", "page_id": 1, "title": "T"}])
     assert not list(tmp_path.rglob("x-*"))
 
 

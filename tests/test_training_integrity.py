@@ -214,7 +214,7 @@ def _swap_first_shard(ref: VersionRef, data_root: Path, shared_dir: Path) -> Pat
 
 
 def test_training_and_evaluation_refuse_a_swapped_shard(tmp_path, data_root, shared_dir, xquad_docs):
-    from training.evaluate import EvalConfig, load_model, open_test_data, score_likelihood
+    from training.evaluate import EvalConfig, evaluate
 
     out = tmp_path / "run"
     train(smoke(out, data="xq-docs", max_steps=4, stop_at=2))
@@ -224,11 +224,12 @@ def test_training_and_evaluation_refuse_a_swapped_shard(tmp_path, data_root, sha
     assert str(target) in str(err.value) and "\n" not in str(err.value)
     assert checkpoint.read_state(out)["step"] == 2
 
-    model = load_model(out, "cpu", set())
-    cfg = EvalConfig(prompt_min=8, prompt_max=16, cont_len=8, max_examples=4, n_generate=1)
+    cfg = EvalConfig(
+        prompt_min=8, prompt_max=16, cont_len=8, max_examples=4, n_generate=1, reference_vocab=300
+    )
     with pytest.raises(StorageError, match="does not match the manifest") as err:
-        score_likelihood(model, open_test_data(model, "xq-docs", cfg), cfg)
-    assert str(target) in str(err.value)
+        evaluate([out], "xq-docs", tmp_path / "eval", cfg)
+    assert str(target) in str(err.value) and not (tmp_path / "eval").exists()
 
 
 # ---- corrupt checkpoints ----------------------------------------------------------------------------

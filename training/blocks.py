@@ -107,27 +107,51 @@ def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 
 
 class LayerCache:
-    """Keys/values (or MLA's compressed latents) of the positions seen so far, for one layer."""
+    """Keys/values (or MLA's compressed latents) of the positions seen so far, for one layer.
+    A frozen cache lends its positions to every later pass without adding theirs."""
 
     def __init__(self) -> None:
         self.tensors: tuple[Tensor, ...] | None = None
+        self.frozen = False
 
     def update(self, *new: Tensor) -> tuple[Tensor, ...]:
         if self.tensors is None:
-            self.tensors = new
+            joined = new
         else:
-            self.tensors = tuple(
-                torch.cat([old, n], dim=-2) for old, n in zip(self.tensors, new, strict=True)
-            )
-        return self.tensors
+            joined = tuple(torch.cat([old, n], dim=-2) for old, n in zip(self.tensors, new, strict=True))
+        if not self.frozen:
+            self.tensors = joined
+        return joined
 
 
 class KVCache:
-    """One LayerCache per block plus the number of positions already cached (the RoPE offset)."""
+    """One LayerCache per block plus `length`, the first position of the next pass (its RoPE offset;
+    in causal decoding, the number of cached positions).
+
+    Causal decoding appends each pass's positions. A bidirectional model's caches (the diffusion
+    samplers' Fast-dLLM caches): one full pass records every position, then `keep(start)` keeps the
+    positions before `start` (prefix cache) or `keep(start, end)` all but start..end-1 (dual cache), and
+    freezes; later passes over positions start.. (or start..end-1) attend to the kept keys and to each
+    other. Keys are stored with their rotation applied, so their order in the cache does not matter to a
+    bidirectional pass."""
 
     def __init__(self, n_layers: int):
         self.layers = [LayerCache() for _ in range(n_layers)]
         self.length = 0
+        self.frozen = False
+
+    def keep(self, start: int, end: int | None = None) -> None:
+        """Keep the cached positions before `start` (and from `end` on), freeze; later passes start there."""
+        for layer in self.layers:
+            if layer.tensors is not None:
+                layer.tensors = tuple(
+                    t[..., :start, :]
+                    if end is None
+                    else torch.cat([t[..., :start, :], t[..., end:, :]], dim=-2)
+                    for t in layer.tensors
+                )
+            layer.frozen = True
+        self.length, self.frozen = min(start, self.length), True
 
 
 def padding_bias(pad_mask: Tensor) -> Tensor | None:
@@ -327,7 +351,7 @@ class Transformer(nn.Module):
         x = self.drop(x)
         for i, block in enumerate(self.blocks):
             x = block(x, attn_bias, kv_cache.layers[i] if kv_cache is not None else None, offset)
-        if kv_cache is not None:
+        if kv_cache is not None and not kv_cache.frozen:
             kv_cache.length += x.shape[1]
         return self.norm(x)
 

@@ -2,8 +2,9 @@
 
 `ShardData` reads any stored table with a `text` column (`documents`, or `sections` for plain-wiki runs)
 through `VersionRef.iter_batches` (never a full load; each shard checked against the manifest's sha256
-once per process, so a file swapped after commit is refused, not trained or scored on), split into train/val/test by a hash of the
-document id (fixed: the test split never changes and is never trained on), sharded `rank::world_size`.
+once per process, so a file swapped after commit is refused, not trained or scored on), split into
+train/val/test by concept (training/split.py: fixed, and no translation of a test text is ever trained on),
+sharded `rank::world_size`.
   - training: documents are tokenised, joined with <eos> and cut into fixed windows of seq_len tokens,
     shuffled through a seeded buffer; an infinite, deterministic stream of `Batch`es (resume = skip n).
   - evaluation: one (prompt of 100-200 tokens, 50-token continuation) pair per long-enough document.
@@ -30,11 +31,11 @@ import numpy as np
 import torch
 
 from storage.store import VersionRef, data_root, open_version
+from training.split import column_names, row_id_and_unit, split_of, unit_columns
 from training.tokenizers import ByteTokenizer, Tokenizer
 from training.variant import Batch, scored_mask
 from wikimix.errors import ConfigError, WikimixError
 
-SPLIT_SALT = "wikimix-split-v1"  # changing it would move documents between splits: never do
 TEXT_TABLES = ("documents", "sections")
 SYNTHETIC_MARKOV = "synthetic:markov"
 SHARD_CYCLE = 8  # shards read at once, interleaved
@@ -65,12 +66,6 @@ class DataOptions:
             raise ConfigError("need 1 <= prompt_min <= prompt_max and cont_len >= 1")
         if not 0 <= self.rank < self.world_size:
             raise ConfigError(f"rank {self.rank} out of range for world_size {self.world_size}")
-
-
-def split_of(doc_id: str, val_frac: float = 0.05, test_frac: float = 0.05) -> str:
-    """'train' | 'val' | 'test', fixed by a salted hash of the document id."""
-    h = int.from_bytes(hashlib.sha256(f"{SPLIT_SALT}:{doc_id}".encode()).digest()[:8], "big") / 2**64
-    return "test" if h < test_frac else "val" if h < test_frac + val_frac else "train"
 
 
 def _stable_int(text: str) -> int:
@@ -120,6 +115,8 @@ class ShardData:
         if self.table not in tables or self.table not in TEXT_TABLES:
             raise ConfigError(f"{ref} has no text table to train on (needs one of {', '.join(TEXT_TABLES)})")
         self.significance = self._load_significance(significance, ranker) if significance else None
+        self.unit_columns = unit_columns(self.table, column_names(ref, self.table))
+        self.units: dict[str, str] = {}  # doc_id -> split unit (concept), for every document read so far
 
     # ---- documents -----------------------------------------------------------------------------------
 
@@ -149,13 +146,14 @@ class ShardData:
         order = [i for i in range(n_files) if not by_file or i % world_size == rank]
         if epoch is not None:
             random.Random(_stable_int(f"shards:{self.opt.seed}:{epoch}")).shuffle(order)
-        columns = (["doc_id"] if self.table == "documents" else ["wiki", "page_id"]) + ["text"]
+        columns = self.unit_columns + ["text"]
         seen = 0
         for row in self._interleave(order, n_files, columns):
-            # a section's paragraphs split with their page, so no page straddles train and test
-            doc_id = row[0] if len(row) == 2 else f"{row[0]}:{row[1]}"
+            # split by concept (training/split.py): no translation of a test text is trained on
+            doc_id, unit = row_id_and_unit(self.table, list(row[:-1]))
+            self.units[doc_id] = unit
             text = row[-1]
-            if not text or split_of(doc_id, self.opt.val_frac, self.opt.test_frac) != split:
+            if not text or split_of(unit, self.opt.val_frac, self.opt.test_frac) != split:
                 continue
             seen += 1
             if by_file or (seen - 1) % world_size == rank:

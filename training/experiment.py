@@ -53,9 +53,10 @@ from storage.store import VersionRef, data_root, open_version, write_version
 from training import checkpoint, metrics
 from training.checkpoint import load_checkpoint
 from training.config import TrainConfig, make_config
-from training.data import collate_pairs, parse_data_spec, split_of
+from training.data import collate_pairs, parse_data_spec
 from training.models import load_variant
 from training.models import make_config as make_model_config
+from training.split import split_of, split_unit
 from training.tokenizers import BPETokenizer, Tokenizer, load_tokenizer
 from training.trainer import make_optimizer, train
 from wikimix.errors import ConfigError, WikimixError
@@ -231,7 +232,7 @@ def prepare(cfg: ExperimentConfig, val_frac: float) -> Prepared:
 
     arms = {"cs": strip(cs_docs), "mono": strip(mono_docs)}
     trained = {
-        arm: [d for d in docs if split_of(d["doc_id"], val_frac, 0.0) == "train"]
+        arm: [d for d in docs if split_of(split_unit(d["doc_id"], d["concept"]), val_frac, 0.0) == "train"]
         for arm, docs in arms.items()
     }
     cloze = []

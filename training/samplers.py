@@ -1,6 +1,6 @@
 """Token sampling shared by every variant: temperature / top-p with Gumbel-max in float64, and the
 masked-diffusion samplers (MDLM ancestral, LLaDA low-confidence remasking, semi-autoregressive blocks,
-ReMDM remasking).
+ReMDM remasking, and Fast-dLLM's "fast": parallel decoding above a confidence threshold on a prefix cache).
 
 A masked-diffusion sampler needs only `denoise(x) -> logits (B, L, V)`: the model's prediction of the
 clean tokens at every position of a partly masked sequence. Positions that are not masked at the start
@@ -8,6 +8,18 @@ clean tokens at every position of a partly masked sequence. Positions that are n
 
     x = torch.cat([prompt, torch.full((B, 50), mask_id)], dim=1)
     out = sample(model.denoise_logits, x, mask_id, method="low_confidence", steps=64, block_len=16)
+    out = sample(model.denoise_logits, x, mask_id, method="fast", threshold=0.9, new_cache=model.new_cache)
+
+"fast" (Fast-dLLM, Wu et al. 2025): low-confidence remasking that also commits, at each step, every draw
+whose probability exceeds `threshold` (so a confident model fills many positions per step; never fewer
+than the linear schedule's count, so a block is filled within its steps) and stops when its block is
+filled. Its caches (a denoiser `denoise(x, kv_cache=...)` plus `new_cache`): the first step of each
+block runs the whole sequence and records every key; `cache="prefix"` keeps the keys of everything before
+the block (prompt and finished blocks) and later steps run the block and what follows it; `cache="dual"`
+(the default) also keeps the keys after the block, and later steps run the block alone. Both are
+Fast-dLLM's caches and APPROXIMATE for a bidirectional model (the cached keys would change as the block
+is decoded; they are refreshed every block); the first step of each block is exact. With threshold=1.0
+and cache="none", "fast" draws exactly what "low_confidence" does.
 
 Why float64 Gumbel noise: with float32 uniforms, -log(-log(u)) is truncated in the tail, so rare tokens
 are drawn less often than they should be, which acts like a lower temperature (LLaDA's finding).
@@ -17,14 +29,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import Tensor
 
+from training.blocks import KVCache
 from wikimix.errors import ConfigError
 
-METHODS = ("ancestral", "low_confidence", "semi_ar", "remdm")
-Denoiser = Callable[[Tensor], Tensor]
+METHODS = ("ancestral", "low_confidence", "semi_ar", "remdm", "fast")
+CACHES = ("none", "prefix", "dual")  # the fast sampler's KV caches
+Denoiser = Callable[..., Tensor]  # denoise(x) -> logits; "fast" with a cache: denoise(x, kv_cache=...)
 
 
 def top_p_filter(logits: Tensor, top_p: float) -> Tensor:
@@ -75,14 +90,24 @@ def sample(
     block_len: int | None = None,
     eta: float = 0.05,
     generator: torch.Generator | None = None,
+    threshold: float = 0.9,
+    cache: str = "dual",
+    new_cache: Callable[[], KVCache] | None = None,
 ) -> Tensor:
     """Fill every masked position of x (B, L). With `block_len`, the masked region is generated in
     left-to-right blocks (semi-autoregressive), `steps` split evenly among the blocks; later blocks
-    stay masked (visible as masks) while an earlier one is decoded."""
+    stay masked (visible as masks) while an earlier one is decoded. `threshold`, `cache` and `new_cache`
+    (an empty KVCache for the denoiser's model) are the "fast" sampler's (see the module docstring)."""
     if method not in METHODS:
         raise ConfigError(f"unknown sampler {method!r} (known: {', '.join(METHODS)})")
     if steps < 1:
         raise ConfigError(f"sampler steps must be >= 1, got {steps}")
+    if not 0 < threshold <= 1:
+        raise ConfigError(f"threshold must be in (0, 1], got {threshold}")
+    if cache not in CACHES:
+        raise ConfigError(f"unknown cache {cache!r} (known: {', '.join(CACHES)})")
+    if method == "fast" and cache != "none" and new_cache is None:
+        raise ConfigError("the fast sampler's cache needs a model with a KV cache (or cache='none')")
     if method == "semi_ar":
         method, block_len = "low_confidence", block_len or 32
     if block_len is not None and block_len < 1:
@@ -100,7 +125,15 @@ def sample(
         lo, hi = first + b * block_len, min(last, first + (b + 1) * block_len)
         region = torch.zeros_like(to_fill)
         region[:, lo:hi] = to_fill[:, lo:hi]
-        x = _STEPPERS[method](denoise, x, region, mask_id, block_steps, temperature, top_p, eta, generator)
+        if method == "fast":
+            cache_of = None if cache == "none" else new_cache
+            span = (lo, hi if cache == "dual" else None)
+            options = (mask_id, block_steps, temperature, top_p, threshold, cache_of, generator)
+            x = _fast(denoise, x, region, span, *options)
+        else:
+            x = _STEPPERS[method](
+                denoise, x, region, mask_id, block_steps, temperature, top_p, eta, generator
+            )
     return x
 
 
@@ -144,6 +177,47 @@ def _low_confidence(denoise, x, region, mask_id, steps, temperature, top_p, eta,
         rank = confidence.argsort(-1, descending=True).argsort(-1)
         keep = masked & (rank < schedule[:, i : i + 1])
         x = torch.where(keep, x0, x)
+    return x
+
+
+def _fast(
+    denoise: Denoiser,
+    x: Tensor,
+    region: Tensor,
+    span: tuple[int, int | None],
+    mask_id: int,
+    steps: int,
+    temperature: float,
+    top_p: float,
+    threshold: float,
+    new_cache: Callable[[], KVCache] | None,
+    generator: torch.Generator | None,
+) -> Tensor:
+    """Low-confidence remasking plus every draw above `threshold` committed at once, on the block whose
+    columns are span = (start, end); with `new_cache`, a cache of the columns before start (end None: the
+    prefix cache) or outside start..end-1 (the dual cache), refreshed here (module docstring)."""
+    schedule = _num_to_unmask(region & (x == mask_id), steps)
+    kv_cache, (lo, hi) = None, (0, x.shape[1])
+    for i in range(steps):
+        masked = region & (x == mask_id)
+        if not masked.any():
+            break
+        if new_cache is None:
+            logits = _predict(denoise, x, mask_id)
+        elif kv_cache is None:  # the block's first step: the whole sequence, recording every key
+            kv_cache = new_cache()
+            logits = _predict(partial(denoise, kv_cache=kv_cache), x, mask_id)
+            kv_cache.keep(*span)
+        else:  # later steps: the block (and, prefix cache, what follows it) on the cached keys
+            lo, hi = span[0], span[1] or x.shape[1]
+            logits = _predict(partial(denoise, kv_cache=kv_cache), x[:, lo:hi], mask_id)
+        masked, current = masked[:, lo:hi], x[:, lo:hi]
+        x0 = sample_tokens(logits, temperature, top_p, generator)
+        confidence = logits.softmax(-1).gather(-1, x0[..., None]).squeeze(-1)
+        confidence = confidence.masked_fill(~masked, float("-inf"))
+        rank = confidence.argsort(-1, descending=True).argsort(-1)
+        keep = masked & ((rank < schedule[:, i : i + 1]) | (confidence > threshold))
+        x = torch.cat([x[:, :lo], torch.where(keep, x0, current), x[:, hi:]], dim=1)
     return x
 
 

@@ -195,7 +195,7 @@ def ablation_sample(
         noise_std = torch.zeros(B, P + n)
         if renoise:
             noise_std[:, P:] = model.cfg.embed_noise * float(levels[i]) * (~committed)
-        pred = (model(cand, logp, noise_std, gen).float()[:, P:] / temperature).log_softmax(-1)
+        pred = (model.suffix_logits(cand, logp, noise_std, gen, P).float() / temperature).log_softmax(-1)
         trace(StepInfo(i, float(levels[i]), cand[:, P:], logp[:, P:], pred, committed.clone()))
         x = sample_tokens(pred, 1.0, 1.0, gen) if sampled else pred.argmax(-1)
         if commit:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from training import samplers
-from training.blocks import BackboneConfig, Transformer, padding_bias
+from training.blocks import BackboneConfig, KVCache, Transformer, padding_bias
 from training.tokenizers import SpecialIds
 from training.variant import Batch, scored_mask
 from wikimix.errors import ConfigError
@@ -87,9 +87,13 @@ class MDLM(nn.Module):
 
     # ---- denoiser ---------------------------------------------------------------------------------------
 
-    def denoise_logits(self, x_t: Tensor, pad_mask: Tensor | None = None) -> Tensor:
-        """Logits (B, L, V) over clean tokens for every position of x_t, mask token at -inf (SUBS)."""
-        hidden = self.backbone(x_t, attn_bias=None if pad_mask is None else padding_bias(pad_mask))
+    def denoise_logits(
+        self, x_t: Tensor, pad_mask: Tensor | None = None, kv_cache: KVCache | None = None
+    ) -> Tensor:
+        """Logits (B, L, V) over clean tokens for every position of x_t, mask token at -inf (SUBS).
+        With a frozen cache (samplers' "fast"), x_t holds the positions from kv_cache.length on."""
+        bias = None if pad_mask is None else padding_bias(pad_mask)
+        hidden = self.backbone(x_t, attn_bias=bias, kv_cache=kv_cache)
         logits = self.head(hidden).float()
         logits[..., self.mask_id] = float("-inf")
         return logits
@@ -125,10 +129,20 @@ class MDLM(nn.Module):
             total += self._weighted_masked_ce(batch, self.cfg.sampling_eps + (1 - self.cfg.sampling_eps) * u)
         return total.sum() / k, scored_mask(batch).sum()
 
+    def new_cache(self) -> KVCache:
+        """An empty KV cache for this model's backbone (the fast sampler's prefix / dual cache)."""
+        return KVCache(len(self.backbone.blocks))
+
     @torch.no_grad()
     def generate(self, prompt: Tensor, max_new_tokens: int, **sampler) -> Tensor:
-        """prompt (B, P) -> (B, P + n): start from all-mask, denoise with a sampler (default from Config)."""
-        options = {"method": self.cfg.sampler, "steps": self.cfg.steps, **sampler}
+        """prompt (B, P) -> (B, P + n): start from all-mask, denoise with a sampler (default from Config).
+        `method="fast"` (threshold, cache: training/samplers.py) decodes in parallel on a KV cache."""
+        options = {
+            "method": self.cfg.sampler,
+            "steps": self.cfg.steps,
+            "new_cache": self.new_cache,
+            **sampler,
+        }
         masks = torch.full(
             (prompt.shape[0], max_new_tokens), self.mask_id, dtype=prompt.dtype, device=prompt.device
         )

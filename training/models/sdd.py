@@ -5,9 +5,11 @@ A position is a sparse distribution `[(p_1, c_1), ..., (p_k, c_k)]`; its input e
 V - k tokens that are not candidates, so nothing is renormalised over k). Noise flattens the
 distribution toward 1/V (temperature annealing of the clean logits: p_t ∝ q_0^(1-t)) and adds Gaussian
 noise to the candidate embeddings; candidate indices are never swapped. The network is a transformer
-over all L*k candidates at once (ONE fused SDPA call over L*k tokens, keys biased by alpha_h * log p so
-probable candidates draw more attention), and a learned readout (soft attention over the k candidates)
-gives one distribution over the vocabulary per position.
+over the present candidates of all positions at once (one SDPA call per sequence over up to L*k tokens,
+keys biased by alpha_h * log p so probable candidates draw more attention; absent slots of clean
+positions are not computed), and a learned readout (soft attention over the k candidates) gives one
+distribution over the vocabulary per position. `Config.pooled` is the ablation `sdd-pooled`: one token
+per position, sum_j p_j E[c_j], into an ordinary transformer. Cost and exactness: docs/sdd.md, "Cost".
 
 Samplers (`generate(..., sampler=...)`):
 - "original": the author's DDIM-like deterministic sampler; the model's top-k with its softmax values,
@@ -37,8 +39,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
-from training.blocks import RMSNorm, SwiGLU, apply_rotary, rope_tables
+from training.blocks import BackboneConfig, RMSNorm, SwiGLU, Transformer, apply_rotary, rope_tables
 from training.samplers import _num_to_unmask as num_to_unmask
 from training.samplers import sample_tokens
 from training.variant import Batch, SpecialIds, scored_mask
@@ -71,6 +74,9 @@ class Config:
     steps: int = 64  # generate()'s default number of denoising steps
     time_eps: float = 1e-3
     nll_levels: int = 8  # levels of the fixed grid on which `nll` estimates its bound
+    # The seed's pooled input, as an ablation (entry `sdd-pooled`): each position enters an ordinary
+    # L-token transformer as sum_j p_j E[c_j] alone, instead of its k candidates attending separately.
+    pooled: bool = False
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -151,41 +157,66 @@ def prediction_state(logp_full: Tensor, t: Tensor, k: int) -> tuple[Tensor, Tens
 
 
 # ----------------------------------------------------------------------------------------------------
-# The network: a transformer over L*k candidate tokens.
+# The network: a transformer over the present candidate tokens (at most L*k per sequence).
 
 
 class CandidateAttention(nn.Module):
-    """Full (L*k) x (L*k) attention in one SDPA call, keys biased by alpha_h * log p(candidate)."""
+    """Attention over the present candidate tokens of each sequence, keys biased by alpha_h * log p.
+
+    The bias rides in one extra query/key channel: query alpha_h * sqrt(d), key log p, and SDPA's
+    explicit scale 1/sqrt(d), so q'.k' / sqrt(d) = q.k / sqrt(d) + alpha_h * log p exactly. No attention
+    mask is passed, so SDPA may use its flash kernel (O(T) memory) while alpha_h still learns through the
+    query; a learned additive mask sent it to the math kernel, which keeps B x H x T^2 scores for the
+    backward. Absent candidates are not in the sequence at all (SDD.forward drops them). Channels are
+    padded with zeros to a multiple of 8, the head sizes flash kernels take.
+    """
 
     def __init__(self, cfg: Config):
         super().__init__()
         self.n_heads, self.dropout = cfg.n_heads, cfg.dropout
-        cos, sin = rope_tables(cfg.d_model // cfg.n_heads, cfg.max_len, cfg.rope_base)
+        self.head_dim = cfg.d_model // cfg.n_heads
+        self.padded_dim = -(-(self.head_dim + 1) // 8) * 8
+        cos, sin = rope_tables(self.head_dim, cfg.max_len, cfg.rope_base)
         self.register_buffer("cos", cos, persistent=False)
         self.register_buffer("sin", sin, persistent=False)
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
         self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.prob_scale = nn.Parameter(torch.ones(cfg.n_heads))  # alpha_h, learned per head
 
-    def key_bias(self, key_logp: Tensor) -> Tensor:
-        """(B, T) candidate log-probabilities -> additive SDPA bias (B, H, 1, T); -inf for absent keys."""
-        finite = torch.isfinite(key_logp)
-        bias = self.prob_scale[None, :, None] * key_logp.masked_fill(~finite, 0.0)[:, None, :]
-        return bias.masked_fill(~finite[:, None, :], float("-inf"))[:, :, None, :]
-
-    def forward(self, x: Tensor, positions: Tensor, key_logp: Tensor, return_weights: bool = False):
-        B, T, D = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)
+    def biased_qkv(self, x: Tensor, positions: Tensor, key_logp: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Packed tokens (N, D) -> q, k, v (N, H, padded_dim) with the probability channel."""
+        N, d = x.shape[0], self.head_dim
+        q, k, v = self.qkv(x).view(N, 3, self.n_heads, d).unbind(1)
         # RoPE at the position's index: the k candidates of position i all sit at position i
-        cos, sin = self.cos[positions].to(q.dtype), self.sin[positions].to(q.dtype)
+        cos, sin = self.cos[positions][:, None].to(q.dtype), self.sin[positions][:, None].to(q.dtype)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        bias = self.key_bias(key_logp).to(q.dtype)
-        if return_weights:  # the explicit form, for tests and diagnostics; the same maths as SDPA
-            weights = ((q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1]) + bias).softmax(-1)
-            return weights
+        q_bias = (self.prob_scale * math.sqrt(d)).to(q.dtype)[None, :, None].expand(N, -1, 1)
+        k_bias = key_logp.to(k.dtype)[:, None, None].expand(N, self.n_heads, 1)
+        zeros = q.new_zeros(N, self.n_heads, self.padded_dim - d - 1)
+        q, k = torch.cat([q, q_bias, zeros], -1), torch.cat([k, k_bias, zeros], -1)
+        v = torch.cat([v, v.new_zeros(N, self.n_heads, self.padded_dim - d)], -1)
+        return q, k, v
+
+    def forward(
+        self, x: Tensor, positions: Tensor, key_logp: Tensor, lengths: list[int], return_weights: bool = False
+    ):
+        """x (N, D): the present tokens of the batch's sequences, packed row after row (`lengths` each);
+        positions (N,) their sequence positions, key_logp (N,) their finite log-probabilities.
+        return_weights: the explicit attention weights, one (H, T, T) per sequence (tests, diagnostics)."""
+        q, k, v = self.biased_qkv(x, positions, key_logp)
+        scale = 1.0 / math.sqrt(self.head_dim)
         drop = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop)
-        return self.out(y.transpose(1, 2).reshape(B, T, D))
+        rows, weights = [], []
+        for q_row, k_row, v_row in zip(q.split(lengths), k.split(lengths), v.split(lengths), strict=True):
+            q_row, k_row, v_row = (t.transpose(0, 1)[None] for t in (q_row, k_row, v_row))  # (1, H, T, e)
+            if return_weights:
+                weights.append((q_row[0] @ k_row[0].transpose(-1, -2) * scale).softmax(-1))
+                continue
+            y = F.scaled_dot_product_attention(q_row, k_row, v_row, dropout_p=drop, scale=scale)
+            rows.append(y[0, ..., : self.head_dim].transpose(0, 1))  # (T, H, d)
+        if return_weights:
+            return weights
+        return self.out(torch.cat(rows).reshape(x.shape[0], -1))
 
 
 class CandidateBlock(nn.Module):
@@ -195,8 +226,8 @@ class CandidateBlock(nn.Module):
         self.attn = CandidateAttention(cfg)
         self.ffn = SwiGLU(cfg.d_model)
 
-    def forward(self, x: Tensor, positions: Tensor, key_logp: Tensor) -> Tensor:
-        x = x + self.attn(self.norm1(x), positions, key_logp)
+    def forward(self, x: Tensor, positions: Tensor, key_logp: Tensor, lengths: list[int]) -> Tensor:
+        x = x + self.attn(self.norm1(x), positions, key_logp, lengths)
         return x + self.ffn(self.norm2(x))
 
 
@@ -221,17 +252,44 @@ class SDD(nn.Module):
         self.cfg, self.vocab_size, self.special = cfg, vocab_size, special
         self.embed = nn.Embedding(vocab_size, cfg.d_model)
         nn.init.normal_(self.embed.weight, std=1.0 / math.sqrt(cfg.d_model))
-        self.prob_in = nn.Linear(1, cfg.d_model)  # tells each candidate token its own probability
-        self.blocks = nn.ModuleList(CandidateBlock(cfg) for _ in range(cfg.n_layers))
-        self.norm = RMSNorm(cfg.d_model)
-        self.readout = nn.Linear(cfg.d_model, 1)  # soft attention over the k candidates of a position
-        self.readout_prob_scale = nn.Parameter(torch.ones(()))
+        if cfg.pooled:
+            self.backbone = Transformer(
+                BackboneConfig(
+                    d_model=cfg.d_model,
+                    n_layers=cfg.n_layers,
+                    n_heads=cfg.n_heads,
+                    max_len=cfg.max_len,
+                    dropout=cfg.dropout,
+                    rope_base=cfg.rope_base,
+                )
+            )
+        else:
+            self.prob_in = nn.Linear(1, cfg.d_model)  # tells each candidate token its own probability
+            self.blocks = nn.ModuleList(CandidateBlock(cfg) for _ in range(cfg.n_layers))
+            self.norm = RMSNorm(cfg.d_model)
+            self.readout = nn.Linear(cfg.d_model, 1)  # soft attention over the k candidates of a position
+            self.readout_prob_scale = nn.Parameter(torch.ones(()))
         self.head = None if cfg.tie_embeddings else nn.Linear(cfg.d_model, vocab_size, bias=False)
         self.register_buffer("train_steps", torch.zeros((), dtype=torch.long))  # drives the k-curriculum
 
     # -- network ----------------------------------------------------------------------------------------
-    def forward(self, cand: Tensor, logp: Tensor, noise_std: Tensor | None = None, generator=None) -> Tensor:
-        """(cand, logp) of shape (B, L, k) -> logits (B, L, V). noise_std (B, L): Gaussian embedding noise."""
+    def forward(
+        self,
+        cand: Tensor,
+        logp: Tensor,
+        noise_std: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        at: Tensor | None = None,
+    ) -> Tensor:
+        """(cand, logp) of shape (B, L, k) -> logits (B, L, V); with `at` (B, L) bool, logits (N, V) of the
+        N positions where it is True (row-major): the readout and the vocabulary head run only there.
+
+        Absent slots (logp = -inf: the k - 1 spare slots of a clean position) are inert, so they are
+        dropped before the transformer: a clean position costs one token, an open one k. The logits are
+        those of the dense L*k computation with absent keys masked out (tests/test_sdd_speed.py).
+        noise_std (B, L): Gaussian embedding noise, drawn for every slot so that the random stream does
+        not depend on which slots are present.
+        """
         B, L, k = cand.shape
         emb = self.embed(cand)  # (B, L, k, d)
         if noise_std is not None:
@@ -239,20 +297,42 @@ class SDD(nn.Module):
             noise = torch.randn(emb.shape, device=emb.device, generator=generator, dtype=emb.dtype)
             emb = emb + (noise_std * rms)[..., None, None] * noise
         prob = logp.exp()  # true softmax values: absent slots give 0, nothing is renormalised over k
-        position_in = (prob[..., None] * emb).sum(2, keepdim=True)  # sum_j p_j E[c_j]
-        finite = torch.isfinite(logp)
-        logp_feature = (logp.masked_fill(~finite, 0.0) / math.log(self.vocab_size)).clamp(min=-2.0)
-        x = emb + position_in + self.prob_in(logp_feature[..., None])
-        positions = torch.arange(L, device=cand.device).repeat_interleave(k)
-        x = x.reshape(B, L * k, -1)
-        key_logp = logp.reshape(B, L * k)
+        position_in = (prob[..., None] * emb).sum(2)  # sum_j p_j E[c_j]
+        if self.cfg.pooled:  # the ablation: one token per position, an ordinary transformer
+            hidden = self.backbone(position_in)
+            return self._vocab_logits(hidden if at is None else hidden[at])
+        present = torch.isfinite(logp)
+        logp0 = logp.masked_fill(~present, 0.0)
+        logp_feature = (logp0 / math.log(self.vocab_size)).clamp(min=-2.0)
+        x = emb + position_in[:, :, None] + self.prob_in(logp_feature[..., None])
+        index = present.flatten().nonzero().squeeze(1)  # row-major: each sequence's tokens contiguous
+        lengths = present.view(B, L * k).sum(1).tolist()
+        positions = index % (L * k) // k
+        h, key_logp = x.reshape(B * L * k, -1)[index], logp0.flatten()[index]
         for block in self.blocks:
-            x = block(x, positions, key_logp)
-        h = self.norm(x).view(B, L, k, -1)
-        score = self.readout(h).squeeze(-1) + self.readout_prob_scale * logp.masked_fill(~finite, 0.0)
-        weights = score.masked_fill(~finite, float("-inf")).softmax(-1)
-        out = (weights[..., None] * h).sum(2)
-        return out @ self.embed.weight.T if self.head is None else self.head(out)
+            if torch.is_grad_enabled() and h.requires_grad:
+                # a block keeps ~10 KB of activations per token for its backward, over up to L*k tokens and
+                # two passes; recomputing it in the backward (exact: nothing random inside) keeps 1 KB
+                h = checkpoint(block, h, positions, key_logp, lengths, use_reentrant=False)
+            else:
+                h = block(h, positions, key_logp, lengths)
+        h = self.norm(h)
+        dense = h.new_zeros(B * L * k, h.shape[-1]).index_copy(0, index, h).view(B, L, k, -1)
+        if at is not None:
+            dense, logp0, present = dense[at], logp0[at], present[at]
+        score = self.readout(dense).squeeze(-1) + self.readout_prob_scale * logp0
+        weights = score.masked_fill(~present, float("-inf")).softmax(-1)
+        return self._vocab_logits((weights[..., None] * dense).sum(-2))
+
+    def _vocab_logits(self, hidden: Tensor) -> Tensor:
+        return hidden @ self.embed.weight.T if self.head is None else self.head(hidden)
+
+    def suffix_logits(self, cand: Tensor, logp: Tensor, noise_std: Tensor | None, generator, start: int):
+        """Logits (B, L - start, V) of the positions from `start` on (the generated ones)."""
+        B, L, _ = cand.shape
+        at = torch.zeros(B, L, dtype=torch.bool, device=cand.device)
+        at[:, start:] = True
+        return self(cand, logp, noise_std, generator, at).view(B, L - start, -1)
 
     # -- training ----------------------------------------------------------------------------------------
     def active_k(self) -> int:
@@ -285,23 +365,26 @@ class SDD(nn.Module):
         return self.cfg.embed_noise * level.view(-1, 1) * open_
 
     def author_logits(self, batch: Batch, t: Tensor, k: int, generator=None) -> tuple[Tensor, Tensor]:
-        """The author's objective: every scored position noised to level t, the truth among its candidates."""
+        """The author's objective: every scored position noised to level t, the truth among its candidates.
+        Returns the logits (N, V) of the N scored positions and the scored mask."""
         noised = scored_mask(batch)
         cand, logp = self.noised_state(batch.tokens, noised, t, k, generator)
-        return self(cand, logp, self._noise_std(t, noised), generator), noised
+        return self(cand, logp, self._noise_std(t, noised), generator, at=noised), noised
 
     def self_conditioned_logits(self, batch: Batch, t: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
-        """The states the fixed sampler produces: a share 1 - t of the scored positions is committed
+        """Logits (N, V) of the N open positions, twice. The states the fixed sampler produces: a share 1 - t of the scored positions is committed
         (clean), the rest are open. Pass 1 sees the open positions blank (random candidates, t = 1, as at
         the first sampler step); pass 2 sees its own top-k flattened to level t (as at every later step)."""
         scored = scored_mask(batch)
         open_ = scored & (torch.rand(scored.shape, device=scored.device) < t[:, None])
         cand, logp = self.blank_state(batch.tokens, open_, k)
-        first = self(cand, logp, self._noise_std(torch.ones_like(t), open_))
-        own_cand, own_logp = prediction_state(first.detach().float().log_softmax(-1), t, k)
-        m = open_[..., None]
-        cand, logp = torch.where(m, own_cand, cand), torch.where(m, own_logp, logp)
-        return first, self(cand, logp, self._noise_std(t, open_)), open_
+        # only the open positions' logits are used (their loss, their top-k): the head runs only there
+        first = self(cand, logp, self._noise_std(torch.ones_like(t), open_), at=open_)
+        t_open = t[:, None].expand_as(open_)[open_]
+        own_cand, own_logp = prediction_state(first.detach().float().log_softmax(-1), t_open, k)
+        cand, logp = cand.clone(), logp.clone()
+        cand[open_], logp[open_] = own_cand, own_logp
+        return first, self(cand, logp, self._noise_std(t, open_), at=open_), open_
 
     def loss(self, batch: Batch) -> tuple[Tensor, dict[str, float]]:
         B = batch.tokens.shape[0]
@@ -324,10 +407,10 @@ class SDD(nn.Module):
                 "self_cond": float(self_cond),
             }
         target = batch.tokens[scored]
-        ce = F.cross_entropy(logits.float()[scored], target)
-        loss = (ce + F.cross_entropy(first.float()[scored], target)) / 2 if self_cond else ce
+        ce = F.cross_entropy(logits.float(), target)
+        loss = (ce + F.cross_entropy(first.float(), target)) / 2 if self_cond else ce
         with torch.no_grad():
-            acc = (logits[scored].argmax(-1) == target).float().mean().item()
+            acc = (logits.argmax(-1) == target).float().mean().item()
         return loss, {"ce": ce.item(), "token_acc": acc, "k": float(k), "self_cond": float(self_cond)}
 
     @torch.no_grad()
@@ -347,8 +430,8 @@ class SDD(nn.Module):
             open_ = scored & (u < level)
             cand, logp = self.blank_state(batch.tokens, open_, self.cfg.k, gen)
             t1 = torch.ones(scored.shape[0], device=scored.device)
-            logits = self(cand, logp, self._noise_std(t1, open_), gen).float()
-            ce = F.cross_entropy(logits[open_], batch.tokens[open_], reduction="sum")
+            logits = self(cand, logp, self._noise_std(t1, open_), gen, at=open_).float()
+            ce = F.cross_entropy(logits, batch.tokens[open_], reduction="sum")
             total = total + ce / level
         return (total / self.cfg.nll_levels).cpu(), scored.sum().cpu()
 
@@ -358,7 +441,7 @@ class SDD(nn.Module):
         gen = torch.Generator(device=batch.tokens.device).manual_seed(0)
         t = torch.full((batch.tokens.shape[0],), level, device=batch.tokens.device)
         logits, scored = self.author_logits(batch, t, self.cfg.k, gen)
-        return float(F.cross_entropy(logits.float()[scored], batch.tokens[scored]))
+        return float(F.cross_entropy(logits.float(), batch.tokens[scored]))
 
     # -- generation --------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -417,7 +500,7 @@ class SDD(nn.Module):
         levels = torch.linspace(1.0, 0.0, steps + 1)
         committed = torch.zeros(B, n, dtype=torch.bool, device=prompt.device)
         for i in range(steps):
-            pred = (self(cand, logp).float()[:, P:] / temperature).log_softmax(-1)
+            pred = (self.suffix_logits(cand, logp, None, None, P).float() / temperature).log_softmax(-1)
             if on_step is not None:
                 on_step(StepInfo(i, float(levels[i]), cand[:, P:], logp[:, P:], pred, committed))
             t_next = levels[i + 1].expand(B).to(prompt.device)
@@ -437,7 +520,7 @@ class SDD(nn.Module):
             # open positions get the training-time embedding noise of their level; prompt and committed none
             noise_std = torch.zeros(B, P + n, device=dev)
             noise_std[:, P:] = self.cfg.embed_noise * t * (~committed)
-            pred = (self(cand, logp, noise_std, gen).float()[:, P:] / temperature).log_softmax(-1)
+            pred = (self.suffix_logits(cand, logp, noise_std, gen, P).float() / temperature).log_softmax(-1)
             if on_step is not None:
                 on_step(StepInfo(i, t, cand[:, P:], logp[:, P:], pred, committed.clone()))
             sample = sample_tokens(pred, 1.0, top_p, gen)  # pred already carries the temperature

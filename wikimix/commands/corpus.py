@@ -4,6 +4,7 @@ wikimix align demo-wiki                                  # -> demo-align@<versio
 wikimix codeswitch demo-align --policy uniform --seed 0  # -> demo-docs@<version>
 wikimix codeswitch demo-align --policy weighted --weights uk=2,vi=1 --granularity clause
 wikimix codeswitch --sib200 ../shared/corpus/sib200 --sentences-per-doc 40
+wikimix codeswitch --xquad ../shared/corpus/xquad          # xquad-docs: one code-switched document per article
 A version is named `dataset` (latest) or `dataset@version`; --root defaults to $WIKIMIX_DATA or ./data.
 """
 
@@ -65,7 +66,9 @@ def align(
 def codeswitch(
     alignments: Annotated[str | None, typer.Argument(help="alignment version: NAME-align[@version]")] = None,
     root: RootOption = None,
-    out: Annotated[str | None, typer.Option(help="output dataset (default NAME-docs / sib200-docs)")] = None,
+    out: Annotated[
+        str | None, typer.Option(help="output dataset (default NAME-docs / sib200-docs / xquad-docs)")
+    ] = None,
     policy: Annotated[str, typer.Option(help="uniform | weighted | curriculum")] = "uniform",
     granularity: Annotated[str, typer.Option(help="sentence | clause")] = "sentence",
     seed: Annotated[int, typer.Option(help="documents are deterministic per seed")] = 0,
@@ -75,10 +78,29 @@ def codeswitch(
     no_lid_filter: Annotated[bool, typer.Option(help="keep sentences whose LID disagrees")] = False,
     shards: Annotated[int, typer.Option(min=1, help="number of output shards (ranks)")] = 1,
     sib200: Annotated[Path | None, typer.Option(help="build from a SIB-200 directory instead")] = None,
-    langs: Annotated[str | None, typer.Option(help="SIB-200: comma-separated lang_Script codes")] = None,
+    xquad: Annotated[Path | None, typer.Option(help="build from an XQuAD directory instead")] = None,
+    langs: Annotated[
+        str | None,
+        typer.Option(help="SIB-200 / XQuAD: comma-separated languages (lang_Script / xquad codes)"),
+    ] = None,
     sentences_per_doc: Annotated[int, typer.Option(min=2, help="SIB-200: sentences per document")] = 24,
 ) -> None:
     """Build extreme code-switched documents (>= 3 languages, a switch at every segment)."""
+    if xquad is not None:
+        from pipeline.xquad import XquadConfig, build_xquad
+        from storage.store import VersionWriter
+
+        xcfg = XquadConfig(
+            langs=[x.strip() for x in (langs or "").split(",") if x.strip()],
+            policy=policy,
+            weights=_weights(weights),
+            seed=seed,
+            lid=not no_lid,
+        )
+        writer = VersionWriter(root, out or "xquad-docs", params={"step": "xquad", **xcfg.__dict__})
+        reports = [build_xquad(xquad, writer, xcfg, rank, shards) for rank in range(shards)]
+        _print_reports(writer.commit(), reports)
+        return
     if sib200 is not None:
         from pipeline.sib200 import Sib200Config, build_sib200
         from storage.store import VersionWriter

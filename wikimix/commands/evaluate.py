@@ -2,7 +2,7 @@
 code-switching hypothesis).
 
 wikimix evaluate --ckpt runs/ar --ckpt runs/mdlm --data NAME-docs --out reports/bench-cpu
-wikimix evaluate --ckpt runs/ar --data NAME-docs --out reports/quick --n-generate 8 --steps 16,64 --no-lid
+wikimix evaluate --ckpt runs/ar --data NAME-docs --out reports/quick --n-generate 8 --temperatures 0.5,1 --no-lid
 wikimix experiment --cs NAME-docs --out runs/cs-exp --variant mdlm --budget bench-cpu --seeds 0,1,2
 """
 
@@ -26,6 +26,18 @@ def _int_list(text: str, what: str) -> tuple[int, ...]:
     return values
 
 
+def _float_list(text: str, what: str) -> tuple[float, ...]:
+    from wikimix.errors import ConfigError
+
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"{what} must be comma-separated numbers, got {text!r}") from None
+    if not values or min(values) < 0:
+        raise ConfigError(f"{what} must hold numbers >= 0, got {text!r}")
+    return values
+
+
 def fasttext_lid(texts: list[str]) -> list[str]:
     """The pipeline's fastText language identifier as the evaluator's LID callable."""
     from pipeline.lid import default_identifier
@@ -41,15 +53,16 @@ def evaluate(
         str | None, typer.Option(help="DATASET or DATASET@VERSION with a significance table")
     ] = None,
     judge: Annotated[
-        str | None, typer.Option(help="ar run directory judging generations (default: the best --ckpt ar)")
+        str | None, typer.Option(help="independent ar run directory judging generations (never a row)")
     ] = None,
-    prompt_min: Annotated[int, typer.Option(help="shortest prompt in tokens")] = 100,
-    prompt_max: Annotated[int, typer.Option(help="longest prompt in tokens")] = 200,
-    cont_len: Annotated[int, typer.Option(help="completion length in tokens")] = 50,
+    prompt_min: Annotated[int, typer.Option(help="shortest prompt in reference-BPE tokens")] = 100,
+    prompt_max: Annotated[int, typer.Option(help="longest prompt in reference-BPE tokens")] = 200,
+    cont_len: Annotated[int, typer.Option(help="continuation length in reference-BPE tokens")] = 50,
     max_examples: Annotated[int, typer.Option(help="test pairs scored for likelihood")] = 256,
-    n_generate: Annotated[int, typer.Option(help="test pairs completed at each step count")] = 32,
-    steps: Annotated[str, typer.Option(help="diffusion sampler steps on the frontier")] = "8,16,32,64",
-    temperature: Annotated[float, typer.Option(help="sampling temperature")] = 1.0,
+    n_generate: Annotated[int, typer.Option(help="test pairs completed per decoding")] = 64,
+    t_samples: Annotated[int, typer.Option(help="noise draws per pair for diffusion bounds")] = 64,
+    temperatures: Annotated[str, typer.Option(help="diffusion rows' frontier temperatures")] = "0.5,0.8,1",
+    temperature: Annotated[float, typer.Option(help="the matched temperature every row also gets")] = 1.0,
     top_p: Annotated[float, typer.Option(help="nucleus sampling mass")] = 1.0,
     test_frac: Annotated[float, typer.Option(help="test split fraction (<= the runs' own)")] = 0.05,
     lid: Annotated[bool, typer.Option(help="language mix of completion vs prompt (fastText LID)")] = True,
@@ -66,7 +79,8 @@ def evaluate(
         cont_len=cont_len,
         max_examples=max_examples,
         n_generate=n_generate,
-        steps=_int_list(steps, "--steps"),
+        t_samples=t_samples,
+        temperatures=_float_list(temperatures, "--temperatures"),
         temperature=temperature,
         top_p=top_p,
         test_frac=test_frac,

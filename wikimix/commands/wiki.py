@@ -116,7 +116,8 @@ def fetch(
 ) -> None:
     """Fetch seed pages in every requested language through langlinks into a `<name>-wiki` version."""
     from pipeline.concepts import read_concepts
-    from pipeline.fetch import FetchConfig, category_titles, crawl
+    from pipeline.fetch import crawl
+    from pipeline.mwapi import FetchConfig, category_titles
     from wikimix.localwiki import Family, default_family_dir
 
     if bool(api) == bool(family):
