@@ -85,6 +85,8 @@ class LiveTraining:
                 self.variant, step, self.total, record["loss"], rate, _duration(eta),
             )  # fmt: skip
             self.progress.update(step, self.total)
+            if step >= self.total:  # the finished curve, also for a run that never evaluated
+                self.publish_curve()
 
     def publish_curve(self) -> None:
         """Draw metrics.jsonl so far (training loss, validation NLL against steps) and publish it."""

@@ -173,9 +173,10 @@ def run_deployment_here(client, name: str, flow, parameters: dict | None = None,
 
     if flow_run is None:
         flow_run = client.create_flow_run_from_deployment(deployment(client, name).id, parameters=parameters)
-    state = run_flow(flow, flow_run=flow_run, parameters=parameters, return_type="state")
-    assert state.is_completed(), state
-    return client.read_flow_run(flow_run.id), state.result()
+    result = run_flow(flow, flow_run=flow_run, parameters=parameters)  # raises when the run fails
+    finished = client.read_flow_run(flow_run.id)
+    assert finished.state.is_completed(), finished.state
+    return finished, result
 
 
 def test_two_rebuilds_each_train_their_own_version_and_training_triggers_evaluation(
