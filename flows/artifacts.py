@@ -169,6 +169,7 @@ class Progress:
     """A progress artifact for a long task: `progress.update(done, total)`."""
 
     def __init__(self, key: str, description: str):
+        self.description = description
         self.id: UUID = create_progress_artifact(progress=0.0, key=artifact_key(key), description=description)
 
     def update(self, done: int, total: int) -> None:

@@ -13,20 +13,26 @@ or an fsspec URL); Prefect results and cache records live under `<root>/.prefect
 
 from __future__ import annotations
 
+import contextlib
+import time
 from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.futures import as_completed
 
-from flows import artifacts
+from flows import artifacts, events
 from flows.policy import (
     CACHE_POLICY,
+    ENCODER_LIMIT,
+    encoder_slot,
+    ensure_concurrency_limit,
     ensure_rate_limit,
     make_task_runner,
     persisted,
     resolve_root,
     retry_policy,
+    task_timeouts,
     wiki_api_slot,
 )
 from storage.store import StorageError, VersionWriter, new_version_id, open_version, ref_from_path
@@ -40,7 +46,7 @@ SAMPLE_WIKI = REPO / "samples" / "wiki"
 # --- stage plumbing: plan a version, write shards, commit --------------------------------------------
 
 
-@task(cache_policy=CACHE_POLICY, **retry_policy())
+@task(cache_policy=CACHE_POLICY, task_run_name="plan/{dataset}", **retry_policy())
 def plan_version(root: str, dataset: str, params: dict, parents: list[str]) -> str:
     """A new version id for `dataset`; cached, so unchanged inputs give the version already written."""
     return new_version_id({"params": params, "parents": parents})
@@ -59,7 +65,7 @@ def _writer(root: str, dataset: str, version: str) -> VersionWriter | None:
     return None if _is_committed(root, dataset, version) else VersionWriter(root, dataset, version)
 
 
-@task(cache_policy=CACHE_POLICY, **retry_policy())
+@task(cache_policy=CACHE_POLICY, task_run_name="commit/{dataset}", **retry_policy())
 def commit_version(
     root: str, dataset: str, version: str, params: dict, parents: list[str], shards: list, table: str
 ) -> str:
@@ -73,6 +79,7 @@ def commit_version(
         sources = ", ".join(f"{ref} ({', '.join(_row_counts(ref))})" for ref in parent_refs)
         require_rows(writer, table, f"build-corpus {dataset}", f"{len(shards)} shard task(s) from {sources}")
         writer.commit()
+        events.dataset_committed(f"{root.rstrip('/')}/{dataset}/{version}")
     return ref_from_path(f"{root.rstrip('/')}/{dataset}/{version}").path
 
 
@@ -81,13 +88,20 @@ def _row_counts(ref) -> list[str]:
 
 
 def run_shards(runner, step, num_shards: int, progress: artifacts.Progress | None = None, **params) -> list:
-    """One task per shard (rank r of num_shards) on the task runner; their results in shard order."""
+    """One task per shard (rank r of num_shards) on the task runner; their results in shard order.
+    With `progress`, the artifact follows the shards done, and each is logged with the ETA of the rest."""
+    started = time.monotonic()
     futures = [
         runner.submit(step, {**params, "rank": r, "world_size": num_shards}) for r in range(num_shards)
     ]
     for done, _ in enumerate(as_completed(futures), start=1):
         if progress is not None:
             progress.update(done, num_shards)
+            elapsed = time.monotonic() - started
+            get_run_logger().info(
+                "%s: %d/%d shards done, %.0f s, ETA %.0f s",
+                progress.description, done, num_shards, elapsed, elapsed / done * (num_shards - done),
+            )  # fmt: skip
     return [f.result() for f in futures]
 
 
@@ -102,7 +116,7 @@ def dump_fingerprint(dumps: str) -> list[tuple[str, int, int]]:
     return [(p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in paths.values()]
 
 
-@task(cache_policy=CACHE_POLICY, **retry_policy())
+@task(cache_policy=CACHE_POLICY, task_run_name="ingest/{dataset_name}", **retry_policy())
 def ingest_dumps(
     root: str, dataset_name: str, dumps: str, concepts: str, langs: list[str] | None, fingerprint: list
 ) -> str:
@@ -113,6 +127,7 @@ def ingest_dumps(
     ref, reports = ingest(dumps, concepts, root=root, name=dataset_name, langs=langs)
     for lang, report in reports.items():
         logger.info("%s: %s", lang, report)
+    events.dataset_committed(ref.path)
     return ref.path
 
 
@@ -122,7 +137,32 @@ def revisions(path: str) -> list[tuple[str, int, int]]:
     return sorted(pages.iter_rows())
 
 
-@task(**retry_policy())  # never cached: the wiki may have changed since the last build
+class FetchProgress:
+    """The fetch's progress artifact (titles resolved of all requested) and a log line per batch."""
+
+    def __init__(self, name: str, total: int):
+        self.total, self.titles, self.started = total, 0, time.monotonic()
+        self.artifact = artifacts.Progress(f"{name}-fetch-progress", f"fetch of {name}: {total} titles")
+        self.logger = get_run_logger()
+
+    def __call__(self, event: str, info: dict) -> None:
+        if event == "resolved":
+            self.titles += info["titles"]
+            self.artifact.update(self.titles, self.total)
+            self.logger.info(
+                "fetch %s: %d/%d titles resolved, %d requests, %.0f s",
+                info["lang"], self.titles, self.total, info["requests"], time.monotonic() - self.started,
+            )  # fmt: skip
+        elif event == "fetched":
+            self.logger.info(
+                "fetch %s: %d pages stored, %d requests", info["lang"], info["pages"], info["requests"]
+            )
+        elif event == "done":
+            self.artifact.update(self.total, self.total)
+
+
+# never cached: the wiki may have changed since the last build
+@task(task_run_name="fetch/{dataset_name}", **retry_policy())
 def fetch_wiki(
     root: str, dataset_name: str, api_urls: dict[str, str], concepts: str, langs: list[str] | None
 ) -> str:
@@ -138,16 +178,28 @@ def fetch_wiki(
         previous = open_version(root, f"{dataset_name}-wiki").path
     except StorageError:
         previous = None
+    from pipeline.concepts import read_concepts
+
+    table = read_concepts(concepts)
+    total = sum(1 for row in table.rows if langs is None or row.lang in langs)
+    progress = FetchProgress(dataset_name, total)
     ref = fetch.fetch_concepts(
-        api_urls, concepts, root=root, name=dataset_name, langs=langs, rate_limit=wiki_api_slot
+        api_urls,
+        table,
+        root=root,
+        name=dataset_name,
+        langs=langs,
+        rate_limit=wiki_api_slot,
+        progress=progress,
     )
     if previous and ref.path != previous and revisions(previous) == revisions(ref.path):
         get_run_logger().info("no page changed since %s: reusing it", ref_from_path(previous))
         return previous
+    events.dataset_committed(ref.path)
     return ref.path
 
 
-@task(cache_policy=CACHE_POLICY, **retry_policy())
+@task(cache_policy=CACHE_POLICY, task_run_name="align/rank-{rank}-of-{world_size}", **retry_policy())
 def align_shard(root: str, wiki: str, dataset: str, version: str, rank: int, world_size: int) -> dict:
     from pipeline.align import align_version
 
@@ -157,7 +209,7 @@ def align_shard(root: str, wiki: str, dataset: str, version: str, rank: int, wor
     return align_version(ref_from_path(wiki), writer, rank=rank, world_size=world_size)
 
 
-@task(cache_policy=CACHE_POLICY, **retry_policy())
+@task(cache_policy=CACHE_POLICY, task_run_name="documents/rank-{rank}-of-{world_size}", **retry_policy())
 def documents_shard(
     root: str, wiki: str, align: str, dataset: str, version: str, config: dict, rank: int, world_size: int
 ) -> dict:
@@ -174,7 +226,7 @@ def documents_shard(
     return report
 
 
-@task(cache_policy=CACHE_POLICY, **retry_policy())
+@task(cache_policy=CACHE_POLICY, task_run_name="significance/rank-{rank}-of-{world_size}", **retry_policy())
 def significance_shard(
     root: str, docs: str, dataset: str, version: str, rankers: list[str], rank: int, world_size: int
 ) -> list[str]:
@@ -187,16 +239,20 @@ def significance_shard(
         return []
     docs_ref = ref_from_path(docs)
     needs_encoder = any(r in ("loo", "greedy") for r in rankers)
-    encoder = Encoder(EncoderConfig()) if needs_encoder else None
-    ranker_objs = [make_ranker(name, encoder, docs=docs_ref) for name in rankers]
-    # documents shard i -> rank i % world_size: with one rank per documents shard, exactly shard `rank`
-    return rank_version(docs_ref, writer, ranker_objs, rank=rank, world_size=world_size, progress=False)
+    # an encoder uses every core: at most `encoder` limit slots of them run at once, whatever the runner
+    with encoder_slot() if needs_encoder else contextlib.nullcontext():
+        encoder = Encoder(EncoderConfig()) if needs_encoder else None
+        ranker_objs = [make_ranker(name, encoder, docs=docs_ref) for name in rankers]
+        # documents shard i -> rank i % world_size: with one rank per documents shard, exactly shard `rank`
+        sig = rank_version(docs_ref, writer, ranker_objs, rank=rank, world_size=world_size, progress=False)
+    get_run_logger().info("significance shard %d/%d: %d ranking file(s)", rank, world_size, len(sig))
+    return sig
 
 
 # --- the flow -----------------------------------------------------------------------------------------
 
 
-@flow(name="build-corpus", log_prints=True)
+@flow(name="build-corpus", flow_run_name="build-corpus/{name}", log_prints=True)
 def build_corpus(
     name: str = "sample",
     source: Literal["dumps", "wiki"] = "dumps",
@@ -214,27 +270,34 @@ def build_corpus(
     requests_per_second: float = 10.0,
     task_runner: str = "threads",
     refresh_cache: bool = False,
+    timeouts: dict[str, float] | None = None,
+    encoders_at_once: int = 1,
 ) -> dict[str, str]:
-    """Build one corpus; returns {stage: version path} for wiki, align, docs, sig."""
+    """Build one corpus; returns {stage: version path} for wiki, align, docs, sig.
+
+    `timeouts`: seconds per task of the stages fetch, ingest, significance (policy.TASK_TIMEOUTS);
+    `encoders_at_once`: the `encoder` concurrency limit, created with this many slots if missing."""
     logger = get_run_logger()
     if shards < 1:
         raise ConfigError(f"shards must be >= 1, got {shards}")
     root = resolve_root(None)
     opts = {"refresh_cache": True} if refresh_cache else {}
+    limits = task_timeouts(timeouts)
 
-    def stage(t):
-        return persisted(t, root).with_options(**opts)
+    def stage(t, timeout: str | None = None):
+        timed = {"timeout_seconds": limits[timeout]} if timeout else {}
+        return persisted(t, root).with_options(**opts, **timed)
 
     plan, commit = stage(plan_version), stage(commit_version)
 
     # 1. fetch -> sections (pages, sections, fetch_log)
     if source == "dumps":
-        wiki = stage(ingest_dumps)(root, name, dumps, concepts, langs, dump_fingerprint(dumps))
+        wiki = stage(ingest_dumps, "ingest")(root, name, dumps, concepts, langs, dump_fingerprint(dumps))
     else:
         if not api_urls:
             raise ConfigError("source 'wiki' needs api_urls: {lang: 'http://host/api.php', ...}")
         ensure_rate_limit(requests_per_second)
-        wiki = stage(fetch_wiki)(root, name, api_urls, concepts, langs)
+        wiki = stage(fetch_wiki, "fetch")(root, name, api_urls, concepts, langs)
     logger.info("wiki: %s", ref_from_path(wiki))
 
     with make_task_runner(task_runner) as runner:
@@ -263,10 +326,11 @@ def build_corpus(
 
         # 4. significance: one task per documents shard, the slowest stage: a progress artifact
         params = {"rankers": rankers}
+        ensure_concurrency_limit(ENCODER_LIMIT, encoders_at_once)
         version = plan(root, f"{name}-sig", params, [docs])
         progress = artifacts.Progress(f"{name}-significance-progress", f"significance of {docs_ref}")
         reports = run_shards(
-            runner, stage(significance_shard), max(1, len(docs_ref.files("documents"))),
+            runner, stage(significance_shard, "significance"), max(1, len(docs_ref.files("documents"))),
             root=root, docs=docs, dataset=f"{name}-sig", version=version, rankers=rankers, progress=progress,
         )  # fmt: skip
         sig = commit(root, f"{name}-sig", version, params, [docs], reports, "significance")

@@ -18,7 +18,7 @@ from flows.evaluate import evaluate
 from flows.train import train_all
 
 
-@flow(name="end-to-end", log_prints=True)
+@flow(name="end-to-end", flow_run_name="end-to-end/{name}-{budget}", log_prints=True)
 def end_to_end(
     name: str = "sample",
     source: Literal["dumps", "wiki"] = "dumps",

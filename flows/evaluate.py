@@ -61,7 +61,7 @@ def evaluate_runs(root: str, runs: list[str], data: str, out: str, config: dict)
     return score(runs, data, out, EvalConfig(**config), lid=lid)
 
 
-@flow(name="evaluate", log_prints=True)
+@flow(name="evaluate", flow_run_name="evaluate/{corpus}-{budget}", log_prints=True)
 def evaluate(
     corpus: str = "sample",
     runs: list[str] | None = None,

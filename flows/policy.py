@@ -38,7 +38,7 @@ from prefect import Task, get_run_logger
 from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-from prefect.concurrency.sync import rate_limit
+from prefect.concurrency.sync import concurrency, rate_limit
 from prefect.exceptions import ObjectAlreadyExists
 from prefect.filesystems import RemoteFileSystem
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
@@ -75,6 +75,9 @@ def _source_hash(packages: tuple[str, ...]) -> str:
 CACHE_POLICY = INPUTS + TASK_SOURCE + PackageSource()
 TRAINING_CACHE_POLICY = INPUTS + TASK_SOURCE + PackageSource(packages=("training", "storage"))
 WIKI_API_LIMIT = "wiki-api"
+ENCODER_LIMIT = "encoder"
+# Seconds a task of each stage may run before Prefect fails it (build-corpus's `timeouts` overrides them).
+TASK_TIMEOUTS: dict[str, float] = {"fetch": 6 * 3600.0, "ingest": 2 * 3600.0, "significance": 4 * 3600.0}
 RESULTS_DIR = ".prefect/results"
 
 
@@ -174,6 +177,33 @@ def ensure_rate_limit(requests_per_second: float, name: str = WIKI_API_LIMIT) ->
         get_run_logger().info(
             "%s: %d slots, decaying %.2f/s", name, current.limit, current.slot_decay_per_second
         )
+
+
+def ensure_concurrency_limit(name: str, limit: int) -> None:
+    """Create the global concurrency limit `name` with `limit` slots if missing (an existing one is kept)."""
+    if limit < 1:
+        raise ConfigError(f"concurrency limit {name!r} needs at least 1 slot, got {limit}")
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
+        client.create_global_concurrency_limit(
+            GlobalConcurrencyLimitCreate(name=name, limit=limit, active=True)
+        )
+
+
+def encoder_slot():
+    """Hold one `encoder` slot: an encoder uses every core, so shards must not load one each at once."""
+    return concurrency(ENCODER_LIMIT, occupy=1, strict=True)
+
+
+def task_timeouts(overrides: dict[str, float] | None) -> dict[str, float]:
+    """TASK_TIMEOUTS with `overrides` ({stage: seconds}); ConfigError on an unknown stage or a bad value."""
+    overrides = overrides or {}
+    unknown = sorted(set(overrides) - set(TASK_TIMEOUTS))
+    if unknown:
+        raise ConfigError(f"timeouts: unknown stage(s) {unknown}; use {sorted(TASK_TIMEOUTS)}")
+    bad = {k: v for k, v in overrides.items() if not isinstance(v, int | float) or v <= 0}
+    if bad:
+        raise ConfigError(f"timeouts must be positive seconds, got {bad}")
+    return {**TASK_TIMEOUTS, **{k: float(v) for k, v in overrides.items()}}
 
 
 def wiki_api_slot() -> None:

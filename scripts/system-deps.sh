@@ -4,6 +4,7 @@
 #   bash scripts/system-deps.sh            # as root, or with sudo available
 #
 # - PHP (cli + sqlite3, intl, mbstring, xml) runs MediaWiki without Apache (`php -S`).
+# - Chromium (Debian's `chromium`) for the Prefect UI test, driven headless by Playwright.
 # - Debian's mediawiki 1.39 is unpacked (not installed: its postinst wants Apache) into
 #   $WIKIMIX_MEDIAWIKI (default /opt/wikimix-mediawiki); the package's absolute symlinks into /var/lib are
 #   replaced by local ones, so the tree is self-contained.
@@ -16,8 +17,9 @@ php_ok() {
     php -r 'exit(extension_loaded("pdo_sqlite") && extension_loaded("intl") && extension_loaded("mbstring") && extension_loaded("xml") ? 0 : 1);'
 }
 mw_ok() { [ -f "$MW_DIR/maintenance/install.php" ] && [ -f "$MW_DIR/.wikimix-complete" ]; }
+chromium_ok() { command -v chromium >/dev/null 2>&1; }
 
-if php_ok && mw_ok; then
+if php_ok && mw_ok && chromium_ok; then
   exit 0
 fi
 
@@ -28,6 +30,11 @@ if ! php_ok; then
   apt_update
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     php-cli php-sqlite3 php-intl php-mbstring php-xml >/dev/null
+fi
+
+if ! chromium_ok; then
+  apt_update
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 
 if ! mw_ok; then

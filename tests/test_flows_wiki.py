@@ -38,6 +38,16 @@ def set_rate_limit(client, per_second: float) -> None:
     )
 
 
+def fetch_progress(client, key: str) -> float:
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    [newest, *_] = client.read_artifacts(
+        artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), sort=ArtifactSort.CREATED_DESC
+    )
+    return float(newest.data)
+
+
 def test_fetch_is_rate_limited_and_an_unchanged_wiki_reuses_its_version(
     wiki_family, wiki_source, prefect_client, data_root: Path
 ):
@@ -49,6 +59,7 @@ def test_fetch_is_rate_limited_and_an_unchanged_wiki_reuses_its_version(
         ref = ref_from_path(first)
         assert ref.num_rows("pages") >= len(wiki_family.wikis)
         assert set(ref.read("pages", ["lang"]).column("lang").to_pylist()) == set(wiki_family.wikis)
+        assert fetch_progress(prefect_client, "live-fetch-progress") == 100.0  # every title resolved
 
         # one request per second: the refetch (no content requests, at least one query per wiki) waits
         set_rate_limit(prefect_client, 1.0)

@@ -14,13 +14,18 @@ from prefect.exceptions import ObjectNotFound
 
 from flows.policy import (
     CACHE_POLICY,
+    ENCODER_LIMIT,
+    TASK_TIMEOUTS,
     WIKI_API_LIMIT,
+    encoder_slot,
+    ensure_concurrency_limit,
     ensure_rate_limit,
     is_input_error,
     make_task_runner,
     persisted,
     resolve_root,
     retry_policy,
+    task_timeouts,
     wiki_api_slot,
 )
 from flows.server import PrefectServer, ServerError
@@ -198,3 +203,36 @@ def test_bad_task_runner_spec_is_a_config_error():
 def test_server_refuses_a_busy_port(prefect_server, tmp_path: Path):
     with pytest.raises(ServerError, match="in use"):
         PrefectServer(home=tmp_path, port=prefect_server.port).start()
+
+
+def test_task_timeouts_default_override_and_refuse_unknown_stages():
+    assert task_timeouts(None) == TASK_TIMEOUTS
+    assert task_timeouts({"significance": 60})["significance"] == 60.0
+    with pytest.raises(ConfigError, match="unknown stage"):
+        task_timeouts({"align": 10})
+    with pytest.raises(ConfigError, match="positive seconds"):
+        task_timeouts({"fetch": 0})
+
+
+def test_a_stage_past_its_timeout_fails_the_build_and_commits_nothing(prefect_server, data_root):
+    from flows.corpus import build_corpus
+
+    state = build_corpus(
+        name="late", rankers=["stat"], shards=1, timeouts={"ingest": 0.05}, return_state=True
+    )
+    assert state.is_failed()
+    assert "timed out" in str(state.message).lower() or "timeout" in repr(state.data).lower(), state
+    assert not any(data_root.glob("late-*/*/manifest.json"))
+
+
+def test_the_encoder_limit_is_created_once_and_a_shard_holds_one_slot(prefect_client):
+    with contextlib.suppress(ObjectNotFound):
+        prefect_client.delete_global_concurrency_limit_by_name(ENCODER_LIMIT)
+    ensure_concurrency_limit(ENCODER_LIMIT, 1)
+    ensure_concurrency_limit(ENCODER_LIMIT, 8)  # an existing limit (set by the operator) is kept
+    assert prefect_client.read_global_concurrency_limit_by_name(ENCODER_LIMIT).limit == 1
+    with encoder_slot():
+        assert prefect_client.read_global_concurrency_limit_by_name(ENCODER_LIMIT).active_slots == 1
+    assert prefect_client.read_global_concurrency_limit_by_name(ENCODER_LIMIT).active_slots == 0
+    with pytest.raises(ConfigError, match="at least 1 slot"):
+        ensure_concurrency_limit(ENCODER_LIMIT, 0)

@@ -29,6 +29,7 @@ import random
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -342,8 +343,10 @@ def autocast(cfg: TrainConfig, device: torch.device):
 # ---- the loop ------------------------------------------------------------------------------------------
 
 
-def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Train (or resume) the run `cfg` describes; returns the last logged metrics."""
+def train(cfg: TrainConfig, on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train (or resume) the run `cfg` describes; returns the last logged metrics.
+
+    `on_log` receives every record written to metrics.jsonl (rank 0), e.g. to report progress live."""
     cfg.validate()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -352,7 +355,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     existed = out.exists()
     fresh = rank == 0 and (not existed or (out.is_dir() and not any(out.iterdir())))
     try:
-        return _train(cfg, rank, world, device)
+        return _train(cfg, rank, world, device, on_log)
     except WikimixError:
         if fresh and checkpoint.read_state(out) is None:
             _remove_unstarted_run(out, keep_dir=existed)  # bad input leaves no half-made run behind
@@ -377,7 +380,9 @@ def _remove_unstarted_run(out: Path, keep_dir: bool) -> None:
             out.rmdir()
 
 
-def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dict[str, Any]:
+def _train(
+    cfg: TrainConfig, rank: int, world: int, device: torch.device, on_log: Callable | None = None
+) -> dict[str, Any]:
     out = Path(cfg.out)
     marker = None
     if rank == 0:
@@ -456,6 +461,8 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dic
         if metrics_file is not None:
             metrics_file.write(json.dumps(record) + "\n")
             metrics_file.flush()
+            if on_log is not None:
+                on_log(record)
 
     def save() -> None:
         stage = checkpoint.begin(out) if rank == 0 else out / checkpoint.STAGE

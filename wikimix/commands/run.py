@@ -4,6 +4,7 @@
     wikimix server               # the Prefect server on the state under <data>/.prefect (UI at :4200)
     wikimix deploy               # create the `wikimix` process pool, `prefect deploy --all`
     wikimix worker               # a process worker for that pool, running flows from this checkout
+    wikimix serve                # or instead of deploy + worker: serve every deployment from one process
 
 Prefect state (SQLite database, settings, results of runs outside the data root) lives in
 <data root>/.prefect, never in the home directory. Prefect is imported only inside the commands, after
@@ -222,9 +223,29 @@ def worker(data: DataOpt = None) -> None:
     raise typer.Exit(subprocess.call([exe, "worker", "start", "--pool", POOL], cwd=REPO, env=env))
 
 
+def serve(
+    data: DataOpt = None,
+    limit: Annotated[int | None, typer.Option(help="most flow runs at once (default: no limit)")] = None,
+) -> None:
+    """Serve every deployment of prefect.yaml (schedules, triggers) from this process; no work pool."""
+    from storage.store import data_root
+
+    if not os.environ.get("PREFECT_API_URL"):
+        raise ConfigError("set PREFECT_API_URL to your server's API (e.g. http://127.0.0.1:4200/api)")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be >= 1, got {limit}")
+    root = data_root(data)
+    os.environ["WIKIMIX_DATA"] = root if "://" in root else str(Path(root).resolve())
+    os.chdir(REPO)  # the served flows' entrypoints are paths in this checkout
+    from flows.serve import serve_all
+
+    serve_all(limit=limit)  # until Ctrl-C or SIGTERM
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's verbs to the top-level app."""
     app.command("demo")(demo)
     app.command("server")(server)
     app.command("deploy")(deploy)
     app.command("worker")(worker)
+    app.command("serve")(serve)
