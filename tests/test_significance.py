@@ -1,4 +1,4 @@
-"""Significance rankers on real text with the real packaged encoder (all-MiniLM-L6-v2, 2 threads).
+"""Significance rankers on real text with the real packaged encoder (multilingual-e5-small, 2 threads).
 
 .venv/bin/pytest tests/test_significance.py -q
 """
@@ -313,7 +313,15 @@ def test_cli_writes_sig_version_and_reports_bad_input(shared_dir, data_root, cap
     for bad, message in [
         (["--docs", "demo-docs", "--ranker", "nope"], "unknown ranker 'nope'"),
         (["--docs", "missing-docs", "--ranker", "stat"], "no committed version of dataset 'missing-docs'"),
-        (["--docs", "demo-docs", "--encoder", "/nonexistent/model"], "is not a sentence-transformers model"),
+        (
+            ["--docs", "demo-docs", "--encoder", "/nonexistent/model"],
+            "model file /nonexistent/model not found",
+        ),
+        (
+            ["--docs", "demo-docs", "--encoder-backend", "minilm", "--encoder", "/nonexistent/model"],
+            "is not a sentence-transformers model",
+        ),
+        (["--docs", "demo-docs", "--encoder-backend", "bert"], "unknown encoder backend 'bert'"),
         (
             ["--docs", "demo-docs", "--ranker", "stat", "--rank", "3", "--world-size", "2"],
             "outside world_size",
@@ -344,7 +352,7 @@ def test_bad_config_and_inputs(encoder, data_root, tmp_path):
     model.mkdir()
     (model / "modules.json").write_text("[]")
     with pytest.raises(ConfigError, match="no weight files"):
-        Encoder(EncoderConfig(path=str(model)))
+        Encoder(EncoderConfig(backend="minilm", path=str(model)))
     # Weight hash: stable, and any changed byte changes it.
     (model / "model.safetensors").write_bytes(b"\x00" * 64)
     h = weights_hash(model)
