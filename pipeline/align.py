@@ -31,38 +31,29 @@ Key of a unit: 'wiki:page_id:rev_id:section[:paragraph[:sentence]]'.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import math
-import re
-import unicodedata
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from pipeline.concepts import normalize_title
-from pipeline.sections import numbers_in
+from pipeline.align_evidence import (
+    LinkIndex,
+    anchor_overlap,
+    idf_weights,
+    kind_weights,
+    length_score,
+    link_anchors,
+    links_in_sentence,
+    mostly_latin,
+    text_anchors,
+)
 from pipeline.sentences import split_sentences
 from wikimix.errors import WikimixError
-
-EVIDENCE_DAMPING = 0.5  # idf mass at which one kind's overlap counts half: one shared digit is thin evidence
-LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f][A-Za-z\u00c0-\u024f'\-]+")
-WORD = re.compile(r"[^\W\d_][^\W\d_'’\-]*")
-PHONETIC_DIGRAPHS = (
-    ("sh", "s"),
-    ("ch", "k"),
-    ("kh", "h"),
-    ("gh", "g"),
-    ("ph", "f"),
-    ("th", "t"),
-    ("ts", "s"),
-)
-PHONETIC_LETTERS = str.maketrans({"w": "v", "c": "k", "q": "k", "x": "k", "z": "s", "j": "j"})
 
 
 @dataclass
@@ -77,122 +68,6 @@ class AlignConfig:
     max_anchors_in_evidence: int = 8
     parallel_spread: float = 0.25  # articles whose matched pairs' log length ratios spread less are parallel
     min_parallel_score: float = 0.26  # parallel articles: anchor + shape score a paragraph pair needs
-
-
-# --------------------------------------------------------------------------------------------- anchors
-
-
-@dataclass
-class LinkIndex:
-    """(lang, title) -> concept, from pages and their langlinks; links to the same concept match."""
-
-    concept_of: dict[tuple[str, str], str] = field(default_factory=dict)
-
-    @classmethod
-    def from_pages(cls, pages: Iterable[dict]) -> LinkIndex:
-        index = cls()
-        for page in pages:
-            concept = page.get("concept") or f"{page['lang']}:{normalize_title(page['title'])}"
-            index.add(page["lang"], page["title"], concept)
-            for link in page.get("langlinks") or []:
-                index.add(link["lang"], link["title"], concept)
-        return index
-
-    def add(self, lang: str, title: str, concept: str) -> None:
-        self.concept_of.setdefault((lang, normalize_title(title)), concept)
-
-    def anchor(self, lang: str, title: str) -> str:
-        title = normalize_title(title)
-        concept = self.concept_of.get((lang, title))
-        return f"c:{concept}" if concept else f"t:{_fold(title)}"
-
-
-def _fold(s: str) -> str:
-    """Case- and accent-insensitive form (names keep their letters across languages: 'Gambäck'='Gamback')."""
-    decomposed = unicodedata.normalize("NFKD", s.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-
-
-@functools.lru_cache(maxsize=200_000)
-def phonetic_key(word: str) -> str:
-    """Consonant skeleton of a word transliterated to Latin: 'Warsaw', 'Варшава' -> 'vrsv';
-    'Matlin', 'ماتلين' -> 'mtln'. Names written in different scripts meet here."""
-    from anyascii import anyascii
-
-    s = _fold(anyascii(word))
-    for a, b in PHONETIC_DIGRAPHS:
-        s = s.replace(a, b)
-    s = re.sub(r"[^a-z]", "", s.translate(PHONETIC_LETTERS))
-    s = re.sub(r"[aeiouyh]", "", s)
-    return re.sub(r"(.)\1+", r"\1", s)
-
-
-def _script_has_case(word: str) -> bool:
-    first = word[0]
-    return first.lower() != first.upper()
-
-
-def _is_han(word: str) -> bool:
-    return any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in word)
-
-
-def _stem(word: str) -> str:
-    """Drop a possessive or plural s ("Tesla's", "Teslas" -> "tesla"): names inflect so across languages."""
-    word = word.removesuffix("'s").removesuffix("’s")
-    return word[:-1] if len(word) > 4 and word.endswith("s") else word
-
-
-def _mostly_latin(text: str) -> bool:
-    letters = [ch for ch in text[:2000] if ch.isalpha()]
-    latin = sum(1 for ch in letters if ch.isascii() or "\u00c0" <= ch <= "\u024f")
-    return bool(letters) and latin / len(letters) > 0.5
-
-
-def text_anchors(text: str, latin_text: bool | None = None) -> Counter[str]:
-    """Language-independent anchors found in a text: numbers and Latin-script names.
-
-    In Latin-script text only capitalised words that do not start a sentence count (names); in other
-    scripts every Latin word does (it is a name, a code or a borrowed term).
-    """
-    if latin_text is None:
-        latin_text = _mostly_latin(text)
-    # Digits only: '2,850' (en), '2.850' (de) and '2850' (ja) are one anchor whichever separator
-    # convention the language uses for thousands or decimals.
-    anchors: Counter[str] = Counter(f"n:{re.sub(r'[^0-9]', '', n)}" for n in numbers_in(text))
-    for m in WORD.finditer(text):
-        word = m.group()
-        latin = bool(LATIN_WORD.fullmatch(word))
-        cased = _script_has_case(word)
-        if cased:
-            # A capitalised word that does not start a sentence is a name (in any cased script).
-            k = m.start() - 1
-            while k >= 0 and text[k] in " \t":
-                k -= 1
-            is_name = word[0].isupper() and k >= 0 and text[k] not in ".!?:;\n\"'«“。"
-        else:
-            is_name = not _is_han(word)  # caseless scripts (Arabic, Devanagari, kana): any word may be
-        if latin and (is_name or not latin_text) and len(word) >= 2:
-            anchors[f"w:{_stem(_fold(word))}"] += 1
-        if is_name or (latin and not latin_text):
-            key = phonetic_key(word)
-            if len(key) >= 3:
-                anchors[f"p:{key}"] += 1
-    return anchors
-
-
-def link_anchors(links: Iterable[str], lang: str, index: LinkIndex) -> Counter[str]:
-    return Counter(index.anchor(lang, t) for t in links if t)
-
-
-def _links_in_sentence(sentence: str, links: Iterable[str]) -> list[str]:
-    """Link targets of a paragraph that appear in one of its sentences (prefix match allows inflection)."""
-    low = sentence.casefold()
-    out = []
-    for t in links:
-        stem = t.casefold()[: max(4, len(t) - 3)]
-        if stem and stem in low:
-            out.append(t)
-    return out
 
 
 # ------------------------------------------------------------------------------------------------ units
@@ -234,7 +109,7 @@ def build_article(rows: list[dict], index: LinkIndex) -> Article:
     rows = sorted(rows, key=lambda r: (r["section_idx"], r["paragraph_idx"]))
     first = rows[0]
     wiki, page_id, rev_id, lang = first["wiki"], int(first["page_id"]), int(first["rev_id"]), first["lang"]
-    latin = _mostly_latin(" ".join((r.get("text") or "")[:200] for r in rows[:20]))
+    latin = mostly_latin(" ".join((r.get("text") or "")[:200] for r in rows[:20]))
     by_section: dict[int, list[dict]] = defaultdict(list)
     for r in rows:
         by_section[int(r["section_idx"])].append(r)
@@ -284,7 +159,7 @@ def build_article(rows: list[dict], index: LinkIndex) -> Article:
                         key=unit_key(wiki, page_id, rev_id, s_idx, p_idx, k),
                         lang=lang,
                         text=sent,
-                        anchors=found + link_anchors(_links_in_sentence(sent, links), lang, index),
+                        anchors=found + link_anchors(links_in_sentence(sent, links), lang, index),
                         pos=a / len(text),
                         length=b - a,
                         section_idx=s_idx,
@@ -303,63 +178,6 @@ def build_article(rows: list[dict], index: LinkIndex) -> Article:
     return Article(lang, wiki, page_id, rev_id, sections, empty)
 
 
-# ---------------------------------------------------------------------------------------------- scoring
-
-
-def _idf(units: list[Unit]) -> dict[str, float]:
-    df: Counter[str] = Counter()
-    for u in units:
-        df.update(set(u.anchors))
-    n = len(units)
-    return {a: math.log(1.0 + n / c) for a, c in df.items()}
-
-
-def _kind_weights(anchors: Counter[str], idf: dict[str, float]) -> dict[str, float]:
-    out: dict[str, float] = defaultdict(float)
-    for x, c in anchors.items():
-        out[x[0]] += c * idf.get(x, 1.0)
-    return out
-
-
-def _dice(
-    a: Counter[str],
-    b: Counter[str],
-    idf: dict[str, float],
-    kinds_a: dict[str, float] | None = None,
-    kinds_b: dict[str, float] | None = None,
-) -> tuple[float, list[str]]:
-    """IDF-weighted anchor overlap, averaged over the anchor kinds (number, word, phonetic, link) both
-    sides have.
-
-    Kinds are compared apart so that a side that cannot express a kind (no Latin words in Arabic text)
-    is not penalised for lacking it. Per kind: the shared weight over the smaller side's weight (the
-    overlap coefficient: a short paragraph is not penalised for its long counterpart), damped when the
-    shared evidence is thin.
-    """
-    if not a or not b:
-        return 0.0, []
-    shared = a.keys() & b.keys()
-    if not shared:
-        return 0.0, []
-    kinds_a = kinds_a if kinds_a is not None else _kind_weights(a, idf)
-    kinds_b = kinds_b if kinds_b is not None else _kind_weights(b, idf)
-    kinds = kinds_a.keys() & kinds_b.keys()
-    common: dict[str, float] = defaultdict(float)
-    for x in shared:
-        common[x[0]] += min(a[x], b[x]) * idf.get(x, 1.0)
-    total = sum(
-        common[k] / min(kinds_a[k], kinds_b[k]) * common[k] / (common[k] + EVIDENCE_DAMPING) for k in common
-    )
-    ranked = sorted(shared, key=lambda x: (-idf.get(x, 1.0), x))
-    return total / len(kinds), ranked
-
-
-def _length_score(len_a: int, len_b: int, expected_ratio: float) -> float:
-    if len_a <= 0 or len_b <= 0:
-        return 0.0
-    return math.exp(-abs(math.log((len_b / len_a) / expected_ratio)))
-
-
 @dataclass
 class Pair:
     a: Unit
@@ -371,8 +189,8 @@ class Pair:
 def _score(
     a: Unit, b: Unit, idf: dict[str, float], ratio: float, cfg: AlignConfig, kinds_a=None, kinds_b=None
 ) -> tuple[float, dict]:
-    dice, shared = _dice(a.anchors, b.anchors, idf, kinds_a, kinds_b)
-    length = _length_score(a.length, b.length, ratio)
+    dice, shared = anchor_overlap(a.anchors, b.anchors, idf, kinds_a, kinds_b)
+    length = length_score(a.length, b.length, ratio)
     pos_gap = abs(a.pos - b.pos)
     score = dice * (1 - cfg.length_weight * (1 - length))
     if cfg.use_position:
@@ -390,12 +208,12 @@ def _assign(units_a: list[Unit], units_b: list[Unit], cfg: AlignConfig, method: 
     """One-to-one matching maximising the total score; pairs below cfg.min_score are dropped."""
     if not units_a or not units_b:
         return []
-    idf = _idf(units_a + units_b)
+    idf = idf_weights([u.anchors for u in units_a + units_b])
     ratio = (sum(u.length for u in units_b) or 1) / (sum(u.length for u in units_a) or 1)
     scores = np.zeros((len(units_a), len(units_b)))
     evidence: dict[tuple[int, int], dict] = {}
-    kinds_a = [_kind_weights(u.anchors, idf) for u in units_a]
-    kinds_b = [_kind_weights(u.anchors, idf) for u in units_b]
+    kinds_a = [kind_weights(u.anchors, idf) for u in units_a]
+    kinds_b = [kind_weights(u.anchors, idf) for u in units_b]
     holders: dict[str, list[int]] = defaultdict(list)  # anchor -> units of side b that have it
     for j, b in enumerate(units_b):
         for x in b.anchors:
@@ -460,13 +278,13 @@ def _reassign_parallel(art_a: Article, art_b: Article, matched: list[Pair], cfg:
         if logs
         else sum(u.length for u in units_b) / sum(u.length for u in units_a)
     )
-    idf = _idf(units_a + units_b)
+    idf = idf_weights([u.anchors for u in units_a + units_b])
     scores = np.zeros((len(units_a), len(units_b)))
     evidence = {}
     for i, a in enumerate(units_a):
         for j, b in enumerate(units_b):
             anchor, ev = _score(a, b, idf, ratio, AlignConfig(**{**cfg.__dict__, "use_position": False}))
-            shape = _length_score(a.length, b.length, ratio) * _shape(a, b, ratio)
+            shape = length_score(a.length, b.length, ratio) * _shape(a, b, ratio)
             pos = 1 - cfg.position_weight * abs(a.apos - b.apos) if cfg.use_position else 1.0
             scores[i, j] = (min(1.0, anchor / 0.5) * 0.5 + 0.5 * shape) * pos
             evidence[i, j] = {
@@ -491,15 +309,15 @@ def _align_sentences(pa: Unit, pb: Unit, cfg: AlignConfig, parallel: bool = True
     sa, sb = pa.children, pb.children
     if not sa or not sb:
         return []
-    idf = _idf(sa + sb)
+    idf = idf_weights([u.anchors for u in sa + sb])
     ratio = (pb.length or 1) / (pa.length or 1)
     n, m = len(sa), len(sb)
     gain = np.zeros((n, m))
     evidence: dict[tuple[int, int], dict] = {}
     for i, a in enumerate(sa):
         for j, b in enumerate(sb):
-            dice, shared = _dice(a.anchors, b.anchors, idf)
-            length = _length_score(a.length, b.length, ratio)
+            dice, shared = anchor_overlap(a.anchors, b.anchors, idf)
+            length = length_score(a.length, b.length, ratio)
             pos = 1 - abs((a.pos + a.length / 2 / pa.length) - (b.pos + b.length / 2 / pb.length))
             if parallel:
                 score = 0.4 * dice + 0.3 * length + 0.3 * pos

@@ -15,10 +15,10 @@ from pipeline.align import (
     align_concept,
     align_version,
     dataset_name,
-    phonetic_key,
     run_align,
     text_anchors,
 )
+from pipeline.align_evidence import phonetic_key
 from storage.store import VersionWriter, write_version
 from wikimix.errors import WikimixError
 
