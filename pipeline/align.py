@@ -23,10 +23,12 @@ Every pair of languages is aligned:
    also matches paragraphs that share no anchor;
 4. sentences of each aligned paragraph pair by a monotone dynamic programme (order survives
    translation); in comparable articles a sentence pair needs shared anchors.
+With an encoder, paragraphs and sections also carry embeddings: the ratio margin of a pair (bitext
+mining) joins the anchors in every paragraph and section score, and a pair whose margin does not stand
+out from its neighbours (< 1) is not matched on digits or shape alone; rows record margin and cosine.
 Units with no counterpart in any language are kept as rows with an empty side b and score 0, with the
-reason in the evidence. bench/align.py measures this on XQuAD (macro F1 0.96, shuffled, 20% dropped).
-
-Key of a unit: 'wiki:page_id:rev_id:section[:paragraph[:sentence]]'.
+reason in the evidence. bench/align.py measures this on XQuAD (shuffled, 20% dropped; BENCHMARKS.md).
+Evidence lives in pipeline.align_evidence, units in pipeline.align_units.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import json
 import math
 import zlib
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -47,12 +49,9 @@ from pipeline.align_evidence import (
     idf_weights,
     kind_weights,
     length_score,
-    link_anchors,
-    links_in_sentence,
-    mostly_latin,
-    text_anchors,
+    margin_matrix,
 )
-from pipeline.sentences import split_sentences
+from pipeline.align_units import Article, Unit, build_article, embed_units
 from wikimix.errors import WikimixError
 
 
@@ -68,114 +67,9 @@ class AlignConfig:
     max_anchors_in_evidence: int = 8
     parallel_spread: float = 0.25  # articles whose matched pairs' log length ratios spread less are parallel
     min_parallel_score: float = 0.26  # parallel articles: anchor + shape score a paragraph pair needs
-
-
-# ------------------------------------------------------------------------------------------------ units
-
-
-@dataclass
-class Unit:
-    key: str
-    lang: str
-    text: str
-    anchors: Counter[str]
-    pos: float  # relative position of the unit's start in its parent, 0..1
-    length: int  # characters
-    section_idx: int = 0
-    paragraph_idx: int = -1
-    sentence_idx: int = -1
-    children: list[Unit] = field(default_factory=list)
-    apos: float = 0.0  # relative position of the unit's start in the whole article, 0..1
-
-
-@dataclass
-class Article:
-    """One language's page of a concept, as units: sections with paragraphs with sentences."""
-
-    lang: str
-    wiki: str
-    page_id: int
-    rev_id: int
-    sections: list[Unit]
-    empty: list[tuple[str, str]]  # (unit level, key) of sections / paragraphs that hold no text
-
-
-def unit_key(wiki: str, page_id: int, rev_id: int, *idx: int) -> str:
-    return ":".join([wiki, str(page_id), str(rev_id), *map(str, idx)])
-
-
-def build_article(rows: list[dict], index: LinkIndex) -> Article:
-    """Units of one page from its `sections` rows (any order)."""
-    rows = sorted(rows, key=lambda r: (r["section_idx"], r["paragraph_idx"]))
-    first = rows[0]
-    wiki, page_id, rev_id, lang = first["wiki"], int(first["page_id"]), int(first["rev_id"]), first["lang"]
-    latin = mostly_latin(" ".join((r.get("text") or "")[:200] for r in rows[:20]))
-    by_section: dict[int, list[dict]] = defaultdict(list)
-    for r in rows:
-        by_section[int(r["section_idx"])].append(r)
-    empty: list[tuple[str, str]] = []
-    total = sum(len(r.get("text") or "") for r in rows) or 1
-    done = 0
-    sections: list[Unit] = []
-    for s_idx in sorted(by_section):
-        s_rows = by_section[s_idx]
-        s_len = sum(len(r.get("text") or "") for r in s_rows)
-        heading = s_rows[0].get("heading") or ""
-        section = Unit(
-            key=unit_key(wiki, page_id, rev_id, s_idx),
-            lang=lang,
-            text=heading,
-            anchors=text_anchors(heading, latin),
-            pos=done / total,
-            length=s_len,
-            section_idx=s_idx,
-        )
-        p_done = 0
-        for r in s_rows:
-            text = r.get("text") or ""
-            p_idx = int(r["paragraph_idx"])
-            p_key = unit_key(wiki, page_id, rev_id, s_idx, p_idx)
-            if not text.strip():
-                empty.append(("paragraph", p_key))
-                continue
-            links = list(r.get("links") or [])
-            paragraph = Unit(
-                key=p_key,
-                lang=lang,
-                text=text,
-                anchors=link_anchors(links, lang, index),
-                pos=p_done / (s_len or 1),
-                length=len(text),
-                section_idx=s_idx,
-                paragraph_idx=p_idx,
-                apos=(done + p_done) / total,
-            )
-            for k, (a, b) in enumerate(split_sentences(text, lang)):
-                sent = text[a:b]
-                found = text_anchors(sent, latin)
-                paragraph.anchors.update(found)  # a paragraph's text anchors are its sentences'
-                paragraph.children.append(
-                    Unit(
-                        key=unit_key(wiki, page_id, rev_id, s_idx, p_idx, k),
-                        lang=lang,
-                        text=sent,
-                        anchors=found + link_anchors(links_in_sentence(sent, links), lang, index),
-                        pos=a / len(text),
-                        length=b - a,
-                        section_idx=s_idx,
-                        paragraph_idx=p_idx,
-                        sentence_idx=k,
-                    )
-                )
-            section.children.append(paragraph)
-            section.anchors += paragraph.anchors
-            p_done += len(text)
-        done += s_len
-        if section.children:
-            sections.append(section)
-        else:
-            empty.append(("section", section.key))
-    return Article(lang, wiki, page_id, rev_id, sections, empty)
+    embedding_weight: float = 0.5  # share of a pair's evidence from the embedding margin (with an encoder)
+    margin_span: float = 0.15  # margin 1 (no better than the neighbours) -> 0, margin 1 + span -> full
+    embed_sentences: int = 2  # leading sentences of a paragraph the encoder reads (cost vs evidence)
 
 
 @dataclass
@@ -187,21 +81,42 @@ class Pair:
 
 
 def _score(
-    a: Unit, b: Unit, idf: dict[str, float], ratio: float, cfg: AlignConfig, kinds_a=None, kinds_b=None
+    a: Unit,
+    b: Unit,
+    idf: dict[str, float],
+    ratio: float,
+    cfg: AlignConfig,
+    kinds_a=None,
+    kinds_b=None,
+    margin: tuple[float, float] | None = None,
 ) -> tuple[float, dict]:
+    """A pair's score and evidence: anchor overlap, blended with the embedding margin when there is one
+    ((margin, cosine) of the pair), scaled by the length fit and (optionally) the position gap."""
     dice, shared = anchor_overlap(a.anchors, b.anchors, idf, kinds_a, kinds_b)
     length = length_score(a.length, b.length, ratio)
     pos_gap = abs(a.pos - b.pos)
-    score = dice * (1 - cfg.length_weight * (1 - length))
-    if cfg.use_position:
-        score *= 1 - cfg.position_weight * pos_gap
+    similarity = dice
     evidence = {
         "anchors": shared[: cfg.max_anchors_in_evidence],
         "dice": round(dice, 4),
         "length": round(length, 4),
         "pos": [round(a.pos, 4), round(b.pos, 4)],
     }
+    if margin is not None:
+        embedded = min(1.0, max(0.0, (margin[0] - 1.0) / cfg.margin_span))
+        similarity = (1 - cfg.embedding_weight) * dice + cfg.embedding_weight * embedded
+        evidence.update(margin=round(margin[0], 4), cos=round(margin[1], 4))
+    score = similarity * (1 - cfg.length_weight * (1 - length))
+    if cfg.use_position:
+        score *= 1 - cfg.position_weight * pos_gap
     return score, evidence
+
+
+def _margins(units_a: list[Unit], units_b: list[Unit]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(ratio margins, cosines) between two unit lists when every unit has an embedding."""
+    if not units_a or not units_b or any(u.emb is None for u in units_a + units_b):
+        return None
+    return margin_matrix(np.stack([u.emb for u in units_a]), np.stack([u.emb for u in units_b]))
 
 
 def _assign(units_a: list[Unit], units_b: list[Unit], cfg: AlignConfig, method: str) -> list[Pair]:
@@ -218,10 +133,19 @@ def _assign(units_a: list[Unit], units_b: list[Unit], cfg: AlignConfig, method: 
     for j, b in enumerate(units_b):
         for x in b.anchors:
             holders[x].append(j)
+    margins = _margins(units_a, units_b)
     for i, a in enumerate(units_a):
-        # Only pairs that share an anchor can score above 0: skip the rest of the matrix.
-        for j in sorted({j for x in a.anchors for j in holders.get(x, ())}):
-            scores[i, j], evidence[i, j] = _score(a, units_b[j], idf, ratio, cfg, kinds_a[i], kinds_b[j])
+        # Without embeddings only pairs that share an anchor can score above 0: skip the rest.
+        candidates = (
+            range(len(units_b)) if margins else sorted({j for x in a.anchors for j in holders.get(x, ())})
+        )
+        for j in candidates:
+            margin = (float(margins[0][i, j]), float(margins[1][i, j])) if margins else None
+            scores[i, j], evidence[i, j] = _score(
+                a, units_b[j], idf, ratio, cfg, kinds_a[i], kinds_b[j], margin
+            )
+            if margin is not None and margin[0] < 1.0:
+                scores[i, j] = 0.0  # no better than its neighbours: shared digits alone must not pair it
     rows, cols = linear_sum_assignment(-scores)
     return [
         Pair(units_a[i], units_b[j], float(scores[i, j]), {**evidence[i, j], "method": method})
@@ -281,12 +205,17 @@ def _reassign_parallel(art_a: Article, art_b: Article, matched: list[Pair], cfg:
     idf = idf_weights([u.anchors for u in units_a + units_b])
     scores = np.zeros((len(units_a), len(units_b)))
     evidence = {}
+    margins = _margins(units_a, units_b)
+    no_position = AlignConfig(**{**cfg.__dict__, "use_position": False})
     for i, a in enumerate(units_a):
         for j, b in enumerate(units_b):
-            anchor, ev = _score(a, b, idf, ratio, AlignConfig(**{**cfg.__dict__, "use_position": False}))
+            margin = (float(margins[0][i, j]), float(margins[1][i, j])) if margins else None
+            anchor, ev = _score(a, b, idf, ratio, no_position, margin=margin)
             shape = length_score(a.length, b.length, ratio) * _shape(a, b, ratio)
             pos = 1 - cfg.position_weight * abs(a.apos - b.apos) if cfg.use_position else 1.0
             scores[i, j] = (min(1.0, anchor / 0.5) * 0.5 + 0.5 * shape) * pos
+            if margin is not None and margin[0] < 1.0:
+                scores[i, j] = 0.0  # the meanings disagree: shape alone must not pair them
             evidence[i, j] = {
                 **ev,
                 "shape": round(shape, 4),
@@ -444,9 +373,12 @@ def _unit_level(u: Unit) -> str:
 
 
 def align_concept(
-    rows: list[dict], index: LinkIndex | None = None, cfg: AlignConfig | None = None
+    rows: list[dict], index: LinkIndex | None = None, cfg: AlignConfig | None = None, encoder=None
 ) -> list[dict]:
     """`alignments` rows for one concept's `sections` rows (any languages, any order).
+
+    With an `encoder` (pipeline.encoder.Encoder), paragraphs and sections also carry embeddings and the
+    ratio margin joins the anchors as evidence; the evidence of each row records margin and cosine.
 
     Every pair of languages is aligned. Sections and paragraphs that match nothing in any language, and
     sentences of aligned paragraphs that match nothing, get a row with empty side b and a reason; so do
@@ -468,6 +400,8 @@ def align_concept(
         if best is None or size > best[0]:
             chosen[key[0]] = (size, key)
     articles = [build_article(by_page[key], index) for _, key in (chosen[lang] for lang in sorted(chosen))]
+    if encoder is not None and len(articles) > 1:
+        embed_units(articles, encoder, cfg.embed_sentences)
     out: list[dict] = []
     for art in articles:
         for level, key in art.empty:
