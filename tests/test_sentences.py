@@ -173,3 +173,21 @@ def test_sentencex_is_the_measured_alternative() -> None:
         and sentencex_code("arb_Arab") == "ar"
         and sentencex_code("fon_Latn") == "fon"
     )
+
+
+@pytest.mark.shared
+def test_bench_scores_boundaries_on_sib200(shared_dir) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, "bench/sentences.py", "--sib200", str(shared_dir / "corpus" / "sib200")]
+    out = subprocess.run(
+        [*cmd, "--langs", "eng_Latn,hye_Armn,jpn_Jpan"], cwd=repo, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith("split_f1=") and float(last.split("=")[1]) >= 0.97
+    bad = subprocess.run([*cmd, "--per-paragraph", "1"], cwd=repo, capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and bad.stderr.count("\n") == 1
