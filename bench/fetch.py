@@ -27,7 +27,8 @@ sys.path.insert(0, str(REPO))
 import mwclient  # noqa: E402
 
 from pipeline.concepts import ConceptTable, read_concepts  # noqa: E402
-from pipeline.fetch import FetchConfig, Stats, WikiSite, crawl  # noqa: E402
+from pipeline.fetch import crawl  # noqa: E402
+from pipeline.mwapi import FetchConfig, Stats, WikiSite  # noqa: E402
 
 
 def family_wikis(api_url: str) -> dict[str, str]:

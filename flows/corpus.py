@@ -31,6 +31,7 @@ from flows.policy import (
 )
 from storage.store import StorageError, VersionWriter, new_version_id, open_version, ref_from_path
 from wikimix.errors import ConfigError
+from wikimix.guards import require_rows
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_WIKI = REPO / "samples" / "wiki"
@@ -60,13 +61,23 @@ def _writer(root: str, dataset: str, version: str) -> VersionWriter | None:
 
 @task(cache_policy=CACHE_POLICY, **retry_policy())
 def commit_version(
-    root: str, dataset: str, version: str, params: dict, parents: list[str], shards: list
+    root: str, dataset: str, version: str, params: dict, parents: list[str], shards: list, table: str
 ) -> str:
-    """Write the manifest (last) once every shard task finished; returns the version path."""
+    """Write the manifest (last) once every shard task finished; returns the version path.
+
+    An empty `table` fails the task (and the flow) instead: nothing is committed, `latest` stays.
+    """
     if not _is_committed(root, dataset, version):
         parent_refs = [ref_from_path(p) for p in parents]
-        VersionWriter(root, dataset, version, params=params, parents=parent_refs).commit()
+        writer = VersionWriter(root, dataset, version, params=params, parents=parent_refs)
+        sources = ", ".join(f"{ref} ({', '.join(_row_counts(ref))})" for ref in parent_refs)
+        require_rows(writer, table, f"build-corpus {dataset}", f"{len(shards)} shard task(s) from {sources}")
+        writer.commit()
     return ref_from_path(f"{root.rstrip('/')}/{dataset}/{version}").path
+
+
+def _row_counts(ref) -> list[str]:
+    return [f"{ref.num_rows(table)} {table}" for table in ref.tables()]
 
 
 def run_shards(runner, step, num_shards: int, progress: artifacts.Progress | None = None, **params) -> list:
@@ -233,7 +244,7 @@ def build_corpus(
         reports = run_shards(
             runner, stage(align_shard), shards, root=root, wiki=wiki, dataset=f"{name}-align", version=version
         )
-        align = commit(root, f"{name}-align", version, params, [wiki], reports)
+        align = commit(root, f"{name}-align", version, params, [wiki], reports, "alignments")
         logger.info("align: %s", ref_from_path(align))
 
         # 3. code-switched documents + fastText LID + code-switching metrics (sharded by concept)
@@ -246,7 +257,7 @@ def build_corpus(
             runner, stage(documents_shard), shards,
             root=root, wiki=wiki, align=align, dataset=f"{name}-docs", version=version, config=build,
         )  # fmt: skip
-        docs = commit(root, f"{name}-docs", version, params, [wiki, align], reports)
+        docs = commit(root, f"{name}-docs", version, params, [wiki, align], reports, "documents")
         docs_ref = ref_from_path(docs)
         logger.info("docs: %s (%d documents)", docs_ref, docs_ref.num_rows("documents"))
 
@@ -258,7 +269,7 @@ def build_corpus(
             runner, stage(significance_shard), max(1, len(docs_ref.files("documents"))),
             root=root, docs=docs, dataset=f"{name}-sig", version=version, rankers=rankers, progress=progress,
         )  # fmt: skip
-        sig = commit(root, f"{name}-sig", version, params, [docs], reports)
+        sig = commit(root, f"{name}-sig", version, params, [docs], reports, "significance")
         logger.info("significance: %s", ref_from_path(sig))
 
     # 5. manifest: what the UI shows of this build

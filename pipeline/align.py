@@ -501,6 +501,7 @@ def run_align(
 ):
     """Align a whole wiki version in `num_shards` shards (one after another) and commit. (ref, reports)."""
     from storage.store import VersionWriter
+    from wikimix.guards import require_rows
 
     cfg = cfg or AlignConfig()
     writer = VersionWriter(
@@ -510,4 +511,7 @@ def run_align(
         parents=[wiki_ref],
     )
     reports = [align_version(wiki_ref, writer, rank, num_shards, cfg) for rank in range(num_shards)]
+    n = wiki_ref.num_rows("sections")
+    why = f"{wiki_ref} has {n} section row(s)" + (", none with a concept" if n else "")
+    require_rows(writer, "alignments", "align", why)
     return writer.commit(), reports

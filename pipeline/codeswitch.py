@@ -40,6 +40,7 @@ from pipeline import csmetrics
 from pipeline.lid import agrees, default_identifier, lid_code
 from pipeline.sentences import split_clauses, split_sentences
 from wikimix.errors import ConfigError, WikimixError
+from wikimix.guards import require_rows
 
 POLICIES = ("uniform", "weighted", "curriculum")
 GRANULARITIES = ("sentence", "clause", "word")
@@ -563,4 +564,15 @@ def run_codeswitch(
     reports = [
         build_documents(wiki_ref, align_ref, writer, cfg, rank, num_shards) for rank in range(num_shards)
     ]
+    require_rows(writer, "documents", "codeswitch", _no_documents(align_ref, cfg, reports))
     return writer.commit(), reports
+
+
+def _no_documents(align_ref, cfg: BuildConfig, reports: list[dict]) -> str:
+    """Why no document came out: how many concepts the alignment holds and how many were too thin."""
+    concepts = align_ref.scan("alignments").select("concept").unique().collect().height
+    thin = sum(r.get("concepts_too_few_langs", 0) for r in reports)
+    return (
+        f"{align_ref} holds {align_ref.num_rows('alignments')} alignment row(s) of {concepts} concept(s), "
+        f"{thin} with fewer than min_langs={cfg.min_langs} languages"
+    )

@@ -31,6 +31,7 @@ from urllib.parse import quote
 from pipeline.concepts import ConceptTable, normalize_title, read_concepts
 from pipeline.sections import sections_from_page
 from wikimix.errors import WikimixError
+from wikimix.guards import check_lang, check_wiki_id, require_rows
 
 DUMP_NAME = re.compile(r"^(?P<prefix>[a-z][a-z0-9_]*?)wiki-.*\.xml(\.xz|\.bz2)?$")
 
@@ -108,6 +109,9 @@ def _siteinfo(elem: ET.Element, root_lang: str, path: Path) -> SiteInfo:
     if not dbname:
         dbname = f"{m.group('prefix')}wiki" if m else path.name.split(".", 1)[0]
     lang = root_lang or (dbname[:-4] if dbname.endswith("wiki") else dbname)
+    # both name directories and files downstream (the local family): a dump must not choose a path
+    check_wiki_id(dbname, f"<dbname> of dump {path.name}")
+    check_lang(lang, f"xml:lang of dump {path.name}")
     namespaces = {}
     ns_elem = _child(elem, "namespaces")
     if ns_elem is not None:
@@ -299,8 +303,9 @@ def ingest_dumps(
     fetch_log holds 'ok' for each concept page found and 'missing' for each one the dump lacks (a
     truncated dump lacks the pages after the cut). Returns (VersionRef, {lang: DumpReport}).
     """
-    from storage.store import VersionWriter
+    from storage.store import VersionWriter, _check_name
 
+    _check_name("dataset", f"{name}-wiki")
     table = concepts if isinstance(concepts, ConceptTable) else read_concepts(concepts)
     paths = find_dumps(dumps, langs)  # langlinks still name every language of the table
     sites = {lang: read_siteinfo(p) for lang, p in paths.items()}
@@ -348,4 +353,12 @@ def ingest_dumps(
                 }
             )
     writer.write_table("fetch_log", log_rows)
+    read = sum(r.pages_read for r in reports.values())
+    per_lang = ", ".join(f"{lang}: {r.pages_read} read" for lang, r in reports.items())
+    why = (
+        f"the concept table names none of the {read} page(s) read from {n} dump(s) ({per_lang})"
+        if concepts_only
+        else f"no article among the {read} page(s) read from {n} dump(s) ({per_lang})"
+    )
+    require_rows(writer, "pages", "ingest", why)
     return writer.commit(), reports

@@ -7,7 +7,8 @@
 
 CLI: `wikimix fetch --api URL --titles T1,T2 --langs de,ja` or `wikimix fetch --concepts concepts.tsv`.
 
-How it works (mwclient does the HTTP; one retry layer, ours):
+How it works (pipeline.mwapi does the HTTP, with the one retry layer; pipeline.fetch_resume the
+staging and reuse):
 1. Resolve: `action=query&prop=info|langlinks|pageprops` with up to 50 titles per request (`redirects`,
    `lllimit=max`, `llprop=url`), following `continue`. Each requested title ends as one fetch_log record:
    ok | redirect (followed) | missing | invalid | disambiguation | error. Langlinks of resolved pages add
@@ -21,35 +22,35 @@ How it works (mwclient does the HTTP; one retry layer, ours):
    (wiki, page_id, rev_id), so every page is stored exactly once.
 3. Store: a `<name>-wiki` version with pages and sections (one shard per wiki) and fetch_log.
 
-Polite by default: a descriptive User-Agent with contact (FetchConfig.user_agent), `maxlag=5` on every
-API call, requests serial, `Retry-After` honoured, bounded retries with exponential back-off, and a
-`rate_limit()` hook called before every request (the Prefect flow plugs its rate limit in there).
+Politeness (User-Agent with contact, maxlag, Retry-After, bounded back-off, the `rate_limit()` hook)
+lives in pipeline.mwapi.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
-
-import mwclient
-import mwclient.errors
-import requests
 
 from pipeline.concepts import ConceptTable, normalize_title
+from pipeline.fetch_resume import Staging, newest_uncommitted, previous_version, stored_pages, stored_sections
+from pipeline.mwapi import (
+    FetchConfig,
+    FetchError,
+    Stats,
+    WikiSite,
+    api_url_from_page_url,
+    check_api_url,
+    langlink_wikis,
+)
 from pipeline.sections import sections_from_page
-from wikimix.errors import ConfigError, WikimixError
+from wikimix.errors import ConfigError
+from wikimix.guards import UnsafePathError, check_lang, check_wiki_id, require_rows
 
-DEFAULT_USER_AGENT = "wikimix/0.1 (https://github.com/wikimix/wikimix; wikimix-bot@users.noreply.github.com)"
 DISAMBIGUATION_TEMPLATES = {
     "disambig", "disambiguation", "dab", "begriffsklärung", "desambiguación", "homonymie",
     "неоднозначность", "многозначность", "неоднозначність", "曖昧さ回避", "aimai", "trang định hướng",
@@ -58,242 +59,6 @@ DISAMBIGUATION_TEMPLATES = {
 
 
 TEMPLATE_NAME = re.compile(r"\{\{\s*([^{}|\n]+?)\s*[|}]")
-
-
-class FetchError(WikimixError):
-    """A request that failed for good (dead host, non-JSON answer, API error, retries exhausted)."""
-
-
-@dataclass
-class FetchConfig:
-    """Politeness and batching. Defaults follow the Wikimedia API etiquette."""
-
-    # operators crawling real Wikipedia set their own contact here or in $WIKIMIX_USER_AGENT
-    user_agent: str = field(default_factory=lambda: os.environ.get("WIKIMIX_USER_AGENT", DEFAULT_USER_AGENT))
-    maxlag: int = 5  # seconds of replication lag above which the wiki asks us to wait
-    batch_size: int = 50  # titles / revisions per request (the API's limit for anonymous clients)
-    max_retries: int = 4  # after the first attempt; the only retry layer (mwclient's is off)
-    backoff_s: float = 1.0  # first wait without a Retry-After; doubles per retry
-    max_wait_s: float = 120.0  # cap on any single wait, Retry-After included
-    timeout_s: float = 30.0  # per HTTP request
-    follow_langlinks: bool = True
-    max_rounds: int = 3  # resolve rounds: seeds, then titles found through langlinks
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.batch_size <= 50:
-            raise ConfigError(f"batch_size must be in 1..50, got {self.batch_size}")
-        if self.max_retries < 0 or self.backoff_s < 0 or self.max_wait_s < 0 or self.timeout_s <= 0:
-            raise ConfigError("max_retries, backoff_s, max_wait_s must be >= 0 and timeout_s > 0")
-        if self.max_rounds < 1:
-            raise ConfigError(f"max_rounds must be >= 1, got {self.max_rounds}")
-        if "@" not in self.user_agent and "http" not in self.user_agent:
-            raise ConfigError("user_agent must name a contact (URL or e-mail), per Wikimedia's policy")
-
-
-@dataclass
-class Stats:
-    """Counters of one crawl (also the bench's numbers)."""
-
-    requests: int = 0  # HTTP requests sent, retries included
-    content_requests: int = 0  # requests that asked for wikitext
-    retries: int = 0
-    waits: list[float] = field(default_factory=list)  # seconds slept before retries
-    started: float = field(default_factory=time.monotonic)
-
-
-# --- one wiki -------------------------------------------------------------------------------------
-
-
-def _retry_after(resp: requests.Response) -> float | None:
-    value = resp.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-        except (TypeError, ValueError):
-            return None
-
-
-def check_api_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or not parts.path.endswith(".php"):
-        raise ConfigError(f"not an api.php URL: {url!r} (e.g. https://en.wikipedia.org/w/api.php)")
-    return url
-
-
-class WikiSite(mwclient.Site):
-    """An mwclient Site whose raw_call is the crawl's one retry layer.
-
-    mwclient adds maxlag only to index.php calls and retries 25 times with linear back-off; here every
-    api.php call carries maxlag, a lagged or overloaded answer is retried after its Retry-After (capped),
-    other failures after exponential back-off, at most `max_retries` times, then FetchError.
-    """
-
-    def __init__(
-        self,
-        api_url: str,
-        config: FetchConfig,
-        stats: Stats,
-        rate_limit: Callable[[], None] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ):
-        parts = urlsplit(check_api_url(api_url))
-        directory, script = parts.path.rsplit("/", 1)
-        self.api_url = api_url
-        self.config = config
-        self.stats = stats
-        self.rate_limit = rate_limit
-        self._sleep = sleep
-        self._script = script.rsplit(".", 1)[0]
-        super().__init__(
-            parts.netloc,
-            path=directory + "/",
-            scheme=parts.scheme,
-            max_retries=0,
-            clients_useragent=config.user_agent,
-            max_lag=config.maxlag,
-            do_init=False,
-            connection_options={"timeout": config.timeout_s},
-        )
-
-    def raw_call(self, script, data, files=None, retry_on_error=True, http_method="POST"):
-        url = f"{self.scheme}://{self.host}{self.path}{self._script if script == 'api' else script}{self.ext}"
-        data = dict(data)
-        attempts = self.config.max_retries + 1 if retry_on_error else 1
-        for attempt in range(attempts):
-            if script == "api":
-                data["maxlag"] = str(self.config.maxlag)  # read per attempt: a config change applies at once
-            if self.rate_limit is not None:
-                self.rate_limit()
-            self.stats.requests += 1
-            wait = self.config.backoff_s * 2**attempt
-            try:
-                resp = self.connection.request(
-                    http_method,
-                    url,
-                    params=data if http_method == "GET" else None,
-                    data=data if http_method != "GET" else None,
-                    files=files,
-                    headers={"Accept-Encoding": "gzip"},
-                    timeout=self.config.timeout_s,
-                )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                reason = f"cannot reach {url} ({type(exc).__name__})"
-            else:
-                lagged = "X-Database-Lag" in resp.headers or (
-                    resp.status_code == 200
-                    and resp.text[:300].lstrip().startswith('{"error"')
-                    and '"maxlag"' in resp.text[:300]
-                )
-                if resp.status_code == 200 and not lagged:
-                    return resp.text
-                if lagged:
-                    reason = f"{self.host}: database lag over maxlag={self.config.maxlag}"
-                elif resp.status_code == 429 or 500 <= resp.status_code < 600:
-                    reason = f"HTTP {resp.status_code} from {url}"
-                else:
-                    raise FetchError(f"HTTP {resp.status_code} from {url}")
-                wait = _retry_after(resp) if _retry_after(resp) is not None else wait
-            if attempt + 1 == attempts:
-                raise FetchError(f"{reason}; gave up after {attempts} attempt(s)")
-            wait = min(wait, self.config.max_wait_s)
-            self.stats.retries += 1
-            self.stats.waits.append(wait)
-            self._sleep(wait)
-        raise AssertionError("unreachable")
-
-    def call(self, **params: Any) -> dict:
-        """One API call (JSON, formatversion 2); API errors and non-JSON answers become FetchError."""
-        params = {"formatversion": "2", **params}
-        method = "GET" if len(urlencode(params)) < 6000 else "POST"  # GET for reads unless too long
-        try:
-            result = self.raw_api(params.pop("action"), method, **params)
-        except mwclient.errors.InvalidResponse as exc:
-            head = " ".join(str(exc.response_text if hasattr(exc, "response_text") else exc)[:80].split())
-            raise FetchError(f"non-JSON answer from {self.api_url}: {head!r}") from None
-        except mwclient.errors.APIDisabledError:
-            raise FetchError(f"the API is disabled at {self.api_url}") from None
-        if "error" in result:
-            err = result["error"]
-            raise FetchError(f"API error from {self.host}: {err.get('code')}: {err.get('info', '')}")
-        return result
-
-    def query(self, content: bool = False, **params: Any) -> dict:
-        """action=query following `continue` to the end; pages merged by id (or title)."""
-        merged: dict[Any, dict] = {}
-        lists: dict[str, list] = {}
-        cont: dict[str, str] = {"continue": ""}
-        while True:
-            before = self.stats.requests
-            result = self.call(action="query", **params, **cont)
-            if content:
-                self.stats.content_requests += self.stats.requests - before
-            q = result.get("query", {})
-            for page in q.get("pages", []):
-                key = page.get("pageid") or ("title", page.get("title"))
-                if key not in merged:
-                    merged[key] = page
-                    continue
-                for name, value in page.items():
-                    if isinstance(value, list):
-                        merged[key].setdefault(name, []).extend(value)
-                    else:
-                        merged[key].setdefault(name, value)
-            for name, value in q.items():
-                if name == "pages":
-                    continue
-                if isinstance(value, list):  # normalized, redirects, interwikimap, categorymembers, ...
-                    lists.setdefault(name, []).extend(value)
-                else:
-                    lists[name] = value
-            if "continue" not in result:
-                break
-            cont = result["continue"]
-        return {"pages": list(merged.values()), **lists}
-
-
-def api_url_from_page_url(url: str) -> str | None:
-    """The api.php of the wiki a page URL (or URL template) belongs to.
-
-    .../index.php?title=X -> .../api.php; https://host/wiki/X -> https://host/w/api.php (the Wikimedia
-    layout, whose article path is /wiki/ and script path /w/). None when neither applies.
-    """
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.netloc:
-        return None
-    if parts.path.endswith("/index.php"):
-        return urlunsplit((parts.scheme, parts.netloc, parts.path[: -len("index.php")] + "api.php", "", ""))
-    if "/wiki/" in parts.path:
-        prefix = parts.path.split("/wiki/", 1)[0]
-        return urlunsplit((parts.scheme, parts.netloc, prefix + "/w/api.php", "", ""))
-    return None
-
-
-def langlink_wikis(langlinks: Iterable[dict]) -> dict[str, str]:
-    """{lang: api_url} from langlinks with URLs (llprop=url; formatversion 1 or 2)."""
-    found = {}
-    for ll in langlinks:
-        api = api_url_from_page_url(ll.get("url") or "")
-        if api:
-            found[ll["lang"]] = api
-    return found
-
-
-def category_titles(
-    api_url: str, category: str, config: FetchConfig | None = None, limit: int = 5000
-) -> list[str]:
-    """Titles of the articles (namespace 0) in a category of one wiki, following `continue`."""
-    config = config or FetchConfig()
-    site = WikiSite(api_url, config, Stats())
-    cmtitle = category if ":" in category else f"Category:{category}"
-    result = site.query(list="categorymembers", cmtitle=cmtitle, cmnamespace="0", cmlimit="max")
-    titles = [m["title"] for m in result.get("categorymembers", [])][:limit]
-    if not titles:
-        raise FetchError(f"category {cmtitle!r} has no articles on {api_url}")
-    return titles
 
 
 def is_disambiguation(wikitext: str) -> bool:
@@ -378,8 +143,15 @@ class Crawl:
         site = WikiSite(wiki.api_url, self.config, self.stats, self.rate_limit, self.sleep)
         info = site.query(meta="siteinfo", siprop="general|interwikimap")
         general = info.get("general") or {}
+        # the id names staging files: a server must not choose a path. Without one, Wikimedia's
+        # dbname convention: zh-min-nan -> zh_min_nanwiki
+        fallback = f"{(wiki.lang or general.get('lang') or 'und').replace('-', '_')}wiki"
+        try:
+            wiki_id = check_wiki_id(general.get("wikiid") or fallback, f"siteinfo of {wiki.api_url}")
+        except UnsafePathError as exc:
+            raise FetchError(str(exc)) from None
         wiki.site = site
-        wiki.wiki_id = general.get("wikiid") or f"{wiki.lang}wiki"
+        wiki.wiki_id = wiki_id
         for entry in info.get("interwikimap") or []:
             if "language" in entry:
                 api = entry.get("api") or api_url_from_page_url(entry.get("url", ""))
@@ -394,7 +166,7 @@ class Crawl:
             general = self._connect(wiki)
         except FetchError as exc:
             raise FetchError(f"home wiki unusable: {exc}") from None
-        wiki.lang = general.get("lang") or "und"
+        wiki.lang = check_lang(general.get("lang") or "und", f"siteinfo of {api_url}")
         self.wikis[wiki.lang] = wiki
         return wiki.lang
 
@@ -636,8 +408,9 @@ def crawl(
     resume: continue the newest uncommitted version of the dataset (or `version`).
     Returns (VersionRef, summary dict: requests, content_requests, pages, fetched, reused, errors, ...).
     """
-    from storage.store import VersionWriter
+    from storage.store import VersionWriter, _check_name
 
+    _check_name("dataset", f"{name}-wiki")
     config = config or FetchConfig()
     titles = list(titles)
     langs_set = set(langs) if langs is not None else None
@@ -656,8 +429,8 @@ def crawl(
     dataset = f"{name}-wiki"
     dataset_root = root
     if resume and version is None:
-        version = _newest_uncommitted(dataset_root, dataset)
-    prev_ref = _previous(dataset_root, dataset, previous)
+        version = newest_uncommitted(dataset_root, dataset)
+    prev_ref = previous_version(dataset_root, dataset, previous)
     params = {
         "source": "api",
         "wikis": wikis if isinstance(wikis, str) else dict(wikis),
@@ -668,7 +441,7 @@ def crawl(
     writer = VersionWriter(
         dataset_root, dataset, version, params=params, parents=[prev_ref] if prev_ref else []
     )
-    staging = _Staging(writer)
+    staging = Staging(writer)
 
     run.resolve(seeds, langs_set)
     wanted = {k: r for k, r in run.resolved.items() if langs_set is None or r.lang in langs_set}
@@ -676,7 +449,7 @@ def crawl(
     reused_keys: set[tuple[str, int]] = set()
     if prev_ref is not None:
         missing = {(r.wiki, r.rev_id) for r in wanted.values()} - set(have)
-        from_prev = _rows_from(prev_ref, missing)
+        from_prev = stored_pages(prev_ref, missing)
         reused_keys = set(from_prev)
         have.update(from_prev)
     reused = len(reused_keys)
@@ -707,7 +480,7 @@ def crawl(
         pages_by_wiki.setdefault(r.wiki, []).append(run.page_row(r, content))
     fetch_s = time.monotonic() - run.stats.started
     # sections of reused revisions are copied from the previous version (parsing is the slow part)
-    prev_sections = _sections_from(prev_ref, reused_keys) if prev_ref else {}
+    prev_sections = stored_sections(prev_ref, reused_keys) if prev_ref else {}
     wiki_ids = sorted(pages_by_wiki) or ["none"]
     for i, wiki_id in enumerate(wiki_ids):
         pages = pages_by_wiki.get(wiki_id, [])
@@ -720,7 +493,8 @@ def crawl(
                 sections.extend({**row, "concept": page["concept"], "title": page["title"]} for row in old)
         writer.write_shard("sections", i, len(wiki_ids), sections)
         writer.write_shard("pages", i, len(wiki_ids), pages)
-    writer.write_table("fetch_log", run.log)
+    log_path = writer.write_table("fetch_log", run.log)[0]
+    require_rows(writer, "pages", "fetch", _nothing_stored(run.log, log_path), keep_uncommitted=True)
     staging.clear()
     ref = writer.commit()
 
@@ -749,107 +523,16 @@ def crawl(
     return ref, summary
 
 
-# --- resume and reuse -----------------------------------------------------------------------------
-
-
-class _Staging:
-    """Content batches of an uncommitted version, one Parquet file each, under <version>/.staging/."""
-
-    def __init__(self, writer):
-        self.fs = writer.fs
-        self.dir = writer.ref.path + "/.staging"
-
-    def write(self, rows: list[dict]) -> dict[tuple[str, int], dict]:
-        import pyarrow.parquet as pq
-
-        from storage.schemas import to_arrow
-
-        if not rows:
-            return {}
-        key = hashlib.sha256(",".join(f"{r['wiki']}:{r['rev_id']}" for r in rows).encode()).hexdigest()[:16]
-        self.fs.makedirs(self.dir, exist_ok=True)
-        final = f"{self.dir}/{rows[0]['wiki']}-{key}.parquet"
-        tmp = f"{self.dir}/.tmp-{uuid.uuid4().hex}"
-        with self.fs.open(tmp, "wb") as fh:
-            pq.write_table(to_arrow("pages", rows), fh)
-        self.fs.mv(tmp, final)
-        return {(r["wiki"], r["rev_id"]): r for r in rows}
-
-    def load(self, wanted: set[tuple[str, int]]) -> dict[tuple[str, int], dict]:
-        import pyarrow.parquet as pq
-
-        have: dict[tuple[str, int], dict] = {}
-        if not self.fs.exists(self.dir):
-            return have
-        for path in sorted(self.fs.ls(self.dir, detail=False)):
-            if not path.endswith(".parquet") or path.rsplit("/", 1)[-1].startswith("."):
-                continue
-            with self.fs.open(path, "rb") as fh:
-                for row in pq.read_table(fh).to_pylist():
-                    if (row["wiki"], row["rev_id"]) in wanted:
-                        have[(row["wiki"], row["rev_id"])] = row
-        return have
-
-    def clear(self) -> None:
-        if self.fs.exists(self.dir):
-            self.fs.rm(self.dir, recursive=True)
-
-
-def _newest_uncommitted(root: str | None, dataset: str) -> str | None:
-    import fsspec
-
-    from storage.store import MANIFEST, data_root
-
-    fs, base = fsspec.core.url_to_fs(data_root(root))
-    ddir = f"{base.rstrip('/')}/{dataset}"
-    if not fs.exists(ddir):
-        return None
-    open_versions = [
-        p.rstrip("/").rsplit("/", 1)[-1]
-        for p in fs.ls(ddir, detail=False)
-        if fs.isdir(p) and not fs.exists(f"{p}/{MANIFEST}") and fs.exists(f"{p}/.staging")
-    ]
-    return max(open_versions) if open_versions else None
-
-
-def _previous(root: str | None, dataset: str, previous: Any):
-    from storage.store import StorageError, VersionRef, open_version
-
-    if previous is None or isinstance(previous, VersionRef):
-        return previous
-    try:
-        return open_version(root, dataset, previous)
-    except StorageError:
-        if previous == "latest":
-            return None
-        raise
-
-
-def _rows_from(ref, keys: set[tuple[str, int]]) -> dict[tuple[str, int], dict]:
-    """Stored page contents of a previous version for the given (wiki, rev_id) keys."""
-    import polars as pl
-
-    if not keys:
-        return {}
-    rev_ids = sorted({rev for _, rev in keys})
-    cols = ["wiki", "rev_id", "timestamp", "wikitext", "fetched_at"]
-    frame = ref.scan("pages").select(cols).filter(pl.col("rev_id").is_in(rev_ids)).collect()
-    return {(r["wiki"], r["rev_id"]): r for r in frame.to_dicts() if (r["wiki"], r["rev_id"]) in keys}
-
-
-def _sections_from(ref, keys: set[tuple[str, int]]) -> dict[tuple[str, int], list[dict]]:
-    """Stored sections rows of a previous version, grouped by (wiki, rev_id)."""
-    import polars as pl
-
-    if not keys:
-        return {}
-    frame = ref.scan("sections").filter(pl.col("rev_id").is_in(sorted({rev for _, rev in keys}))).collect()
-    grouped: dict[tuple[str, int], list[dict]] = {}
-    for row in frame.to_dicts():
-        key = (row["wiki"], row["rev_id"])
-        if key in keys:
-            grouped.setdefault(key, []).append(row)
-    return grouped
+def _nothing_stored(log: list[dict], log_path: str) -> str:
+    """Why a crawl stored no page: how many titles ended how, the first failure, where the log is."""
+    statuses = Counter(row["status"] for row in log)
+    first = next((row for row in log if row["status"] not in ("ok", "redirect")), None)
+    example = f"; first: {first['lang']} {first['requested_title']!r}: {first['detail']}" if first else ""
+    counts = ", ".join(f"{status} {n}" for status, n in sorted(statuses.items()))
+    return (
+        f"none of {len(log)} requested title(s) stored ({counts}){example[:300]}; "
+        f"fetch log (not committed) at {log_path}"
+    )
 
 
 def fetch_concepts(

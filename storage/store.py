@@ -117,24 +117,33 @@ class VersionRef:
         return _join(self.root, self.dataset, self.version)
 
     def manifest(self) -> dict[str, Any]:
+        """The committed manifest, checked for the shape `commit` writes (one-line StorageError if not)."""
         fs, base = _fs(self.path)
         try:
             with fs.open(_join(base, MANIFEST), "r") as fh:
-                return json.load(fh)
+                manifest = json.load(fh)
         except FileNotFoundError:
             raise StorageError(f"{self}: no manifest at {self.path} (not committed)") from None
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise StorageError(f"{self}: corrupt manifest ({exc})") from None
+        problem = manifest_problem(manifest)
+        if problem:
+            raise StorageError(f"{self}: malformed manifest at {_join(self.path, MANIFEST)}: {problem}")
+        return manifest
 
     def tables(self) -> list[str]:
         return sorted(self.manifest()["tables"])
 
     def files(self, table: str) -> list[str]:
         """Paths (or URLs) of the table's shards, in shard order."""
+        return [path for path, _ in self._shards(table)]
+
+    def _shards(self, table: str) -> list[tuple[str, dict[str, Any]]]:
+        """(path, manifest facts: rows, bytes, sha256) of the table's shards, in shard order."""
         tables = self.manifest()["tables"]
         if table not in tables:
             raise StorageError(f"{self} has no table {table!r} (has: {', '.join(sorted(tables)) or 'none'})")
-        return [_join(self.path, table, f["name"]) for f in tables[table]["files"]]
+        return [(_join(self.path, table, f["name"]), f) for f in tables[table]["files"]]
 
     def num_rows(self, table: str) -> int:
         return int(self.manifest()["tables"][table]["rows"])
@@ -157,9 +166,15 @@ class VersionRef:
             return datasets.Dataset(schema_for(table).empty_table())
         return datasets.load_dataset("parquet", data_files=files, split="train")
 
-    def read(self, table: str, columns: list[str] | None = None) -> pa.Table:
-        """The whole table in memory (small tables and tests; stream big ones with iter_batches)."""
-        parts = [self._read_file(f, columns) for f in self.files(table)]
+    def read(self, table: str, columns: list[str] | None = None, verify: bool = False) -> pa.Table:
+        """The whole table in memory (small tables and tests; stream big ones with iter_batches).
+        With `verify`, each shard is first checked against the manifest's sha256 (see check_shard)."""
+        fs, _ = _fs(self.root)
+        parts = []
+        for path, facts in self._shards(table):
+            if verify:
+                check_shard(fs, path, facts, self)
+            parts.append(self._read_file(path, columns))
         if not parts:
             return schema_for(table).empty_table()
         return pa.concat_tables(parts)
@@ -171,12 +186,17 @@ class VersionRef:
         columns: list[str] | None = None,
         rank: int = 0,
         world_size: int = 1,
+        verify: bool = False,
     ) -> Iterator[pa.RecordBatch]:
-        """Stream record batches of the shards this rank owns (shard i goes to rank i % world_size)."""
+        """Stream record batches of the shards this rank owns (shard i goes to rank i % world_size).
+        With `verify`, each shard is checked against the manifest's sha256 before it is read (training
+        and evaluation do: a file swapped after commit must not be trained or scored on)."""
         fs, _ = _fs(self.root)
-        for i, path in enumerate(self.files(table)):
+        for i, (path, facts) in enumerate(self._shards(table)):
             if i % world_size != rank:
                 continue
+            if verify:
+                check_shard(fs, path, facts, self)
             try:
                 with fs.open(_strip(fs, path), "rb") as fh:
                     yield from pq.ParquetFile(fh).iter_batches(batch_size=batch_size, columns=columns)
@@ -190,6 +210,88 @@ class VersionRef:
                 return pq.read_table(fh, columns=columns)
         except (pa.ArrowInvalid, OSError) as exc:
             raise StorageError(f"corrupt or unreadable shard {path}: {exc}") from None
+
+
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def manifest_problem(manifest: Any) -> str | None:
+    """What is wrong with a manifest's shape (None when it has the shape `commit` writes): the fields
+    readers index into must be there with the right types, and file and table names must be plain names
+    (they become paths)."""
+    if not isinstance(manifest, dict):
+        return f"expected a JSON object, got {type(manifest).__name__}"
+    for key in ("dataset", "version", "created_at"):
+        if not isinstance(manifest.get(key), str):
+            return f"{key!r} is missing or not a string"
+    parents = manifest.get("parents")
+    if not isinstance(parents, list) or not all(
+        isinstance(p, dict) and isinstance(p.get("dataset"), str) and isinstance(p.get("version"), str)
+        for p in parents
+    ):
+        return "'parents' is not a list of {dataset, version}"
+    if not isinstance(manifest.get("params", {}), dict):
+        return "'params' is not an object"
+    tables = manifest.get("tables")
+    if not isinstance(tables, dict):
+        return "'tables' is missing or not an object"
+    for table, facts in tables.items():
+        if not _NAME_RE.match(table):
+            return f"bad table name {table!r}"
+        if not isinstance(facts, dict) or not isinstance(facts.get("files"), list):
+            return f"table {table!r} has no 'files' list"
+        if not _is_count(facts.get("rows")):
+            return f"table {table!r} has no row count"
+        for i, f in enumerate(facts["files"]):
+            if not isinstance(f, dict) or not isinstance(f.get("name"), str) or not PART_RE.match(f["name"]):
+                return f"table {table!r} file #{i} has no part-NNNNN-of-NNNNN.parquet 'name'"
+            if not isinstance(f.get("sha256"), str) or not _SHA256_RE.match(f["sha256"]):
+                return f"table {table!r} file {f['name']} has no sha256 digest"
+            if not (_is_count(f.get("rows")) and _is_count(f.get("bytes"))):
+                return f"table {table!r} file {f['name']} lacks its rows or bytes count"
+    return None
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+# Shards whose sha256 matched the manifest in this process, by (path, size, mtime, sha256): each file is
+# hashed once per run, and again only if it changes size or mtime.
+_VERIFIED_SHARDS: set[tuple[str, int, str, str]] = set()
+
+
+def check_shard(fs: fsspec.AbstractFileSystem, path: str, facts: dict[str, Any], ref: VersionRef) -> None:
+    """Raise StorageError naming `path` unless its bytes hash to the manifest's sha256 (cached per
+    process; see _VERIFIED_SHARDS)."""
+    local = _strip(fs, path)
+    try:
+        info = fs.info(local)
+    except FileNotFoundError:
+        raise StorageError(
+            f"{ref}: shard {path} is missing (run `wikimix shards verify {ref.path}`)"
+        ) from None
+    size = int(info.get("size") or 0)
+    key = (path, size, str(info.get("mtime", info.get("LastModified", ""))), facts["sha256"])
+    if key in _VERIFIED_SHARDS:
+        return
+    if size != facts["bytes"] or _sha256(fs, local) != facts["sha256"]:
+        raise StorageError(
+            f"{ref}: shard {path} does not match the manifest (sha256 differs: changed after commit; "
+            f"run `wikimix shards verify {ref.path}`)"
+        )
+    _VERIFIED_SHARDS.add(key)
+
+
+def _sha256(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    digest = hashlib.sha256()
+    try:
+        with fs.open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    except OSError as exc:
+        raise StorageError(f"unreadable shard {path}: {exc.strerror or exc}") from None
+    return digest.hexdigest()
 
 
 def _join(*parts: str) -> str:
@@ -225,6 +327,8 @@ class VersionWriter:
         self._dir = _join(self._base, self.dataset, self.version)
         if self.fs.exists(_join(self._dir, MANIFEST)):
             raise StorageError(f"{self.dataset}@{self.version} is already committed; versions are immutable")
+        self._made_dataset_dir = not self.fs.exists(_join(self._base, self.dataset))
+        self._made_version_dir = not self.fs.exists(self._dir)
         try:
             self.fs.makedirs(self._dir, exist_ok=True)
             probe = _join(self._dir, f".probe-{uuid.uuid4().hex}")
@@ -237,6 +341,19 @@ class VersionWriter:
     @property
     def ref(self) -> VersionRef:
         return VersionRef(self.root, self.dataset, self.version)
+
+    def discard(self) -> None:
+        """Remove this uncommitted version when this writer created it (a failed step leaves no debris);
+        a version directory resumed from an earlier run keeps its shards for the next try."""
+        if self.fs.exists(_join(self._dir, MANIFEST)):
+            raise StorageError(f"{self.dataset}@{self.version} is committed; versions are immutable")
+        if not self._made_version_dir:
+            return
+        if self.fs.exists(self._dir):
+            self.fs.rm(self._dir, recursive=True)
+        dataset_dir = _join(self._base, self.dataset)
+        if self._made_dataset_dir and self.fs.exists(dataset_dir) and not self.fs.ls(dataset_dir):
+            self.fs.rmdir(dataset_dir)
 
     def shard_path(self, table: str, index: int, num_shards: int) -> str:
         schema_for(table)
@@ -388,19 +505,32 @@ def list_datasets(root: str | os.PathLike | None = None) -> list[str]:
     )
 
 
-def list_versions(root: str | os.PathLike | None, dataset: str) -> list[VersionRef]:
-    """Committed versions of a dataset, oldest first (by manifest creation time, then id)."""
+def list_versions(
+    root: str | os.PathLike | None, dataset: str, problems: list[str] | None = None
+) -> list[VersionRef]:
+    """Committed versions of a dataset, oldest first (by manifest creation time, then id).
+
+    A version whose manifest is corrupt or malformed raises StorageError, unless a `problems` list is
+    given: then that version is left out and its one-line problem appended, so a listing shows the rest
+    and names the bad one (`shards ls`). Picking 'latest' never skips one: a bad newest version must not
+    silently make an older one latest."""
     root = data_root(root)
     fs, base = _fs(root)
     ddir = _join(base, dataset)
     if not fs.exists(ddir):
         return []
-    refs = []
+    dated: list[tuple[str, VersionRef]] = []
     for e in fs.ls(ddir, detail=False):
         name = e.rstrip("/").rsplit("/", 1)[-1]
         if fs.exists(_join(e, MANIFEST)):
-            refs.append(VersionRef(root, dataset, name))
-    return sorted(refs, key=lambda r: (r.manifest().get("created_at", ""), r.version))
+            ref = VersionRef(root, dataset, name)
+            try:
+                dated.append((ref.manifest()["created_at"], ref))
+            except StorageError as exc:
+                if problems is None:
+                    raise
+                problems.append(str(exc))
+    return [ref for _, ref in sorted(dated, key=lambda d: (d[0], d[1].version))]
 
 
 def open_version(root: str | os.PathLike | None, dataset: str, version: str = "latest") -> VersionRef:
@@ -431,7 +561,9 @@ def ref_from_path(path: str) -> VersionRef:
 
 
 def verify(ref: VersionRef) -> list[str]:
-    """Re-hash every file against the manifest. Returns one line per problem (empty when intact)."""
+    """Re-hash every file against the manifest. Returns one line per problem (empty when intact); a
+    manifest that cannot be read or has the wrong shape raises StorageError instead (bad input, not
+    changed files)."""
     manifest = ref.manifest()
     fs, base = _fs(ref.path)
     problems = []
@@ -448,11 +580,7 @@ def verify(ref: VersionRef) -> list[str]:
             if name not in on_disk:
                 problems.append(f"missing: {path}")
                 continue
-            digest = hashlib.sha256()
-            with fs.open(path, "rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    digest.update(chunk)
-            if digest.hexdigest() != f["sha256"]:
+            if _sha256(fs, path) != f["sha256"]:
                 problems.append(f"changed: {path} (sha256 differs from manifest)")
         for name in sorted(on_disk - set(listed)):
             problems.append(f"extra: {_join(tdir, name)} (not in manifest)")

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from flows.server import PrefectServer, flush_to_server, port_in_use
+from tests.conftest import kill_on_timeout
 
 PREFECT_TEST_HOME = Path(tempfile.mkdtemp(prefix="wikimix-prefect-home-"))
 atexit.register(shutil.rmtree, PREFECT_TEST_HOME, ignore_errors=True)
@@ -44,6 +45,7 @@ os.environ.update(SERVER.client_env())
 def prefect_server() -> Iterator[PrefectServer]:
     """The started session server."""
     SERVER.start(timeout=180)
+    kill_on_timeout(lambda: [SERVER.process.pid if SERVER.process else None])
     try:
         yield SERVER
     finally:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, shared_path
+from tests.conftest import REPO, kill_on_timeout, shared_path
 
 SAMPLE_DIR = REPO / "samples" / "wiki"
 REDIRECT_TITLE = "Wikimix redirect test"
@@ -97,6 +97,7 @@ def wiki_family(wiki_source: WikiSource, tmp_path_factory: pytest.TempPathFactor
     family.home = home
     family.redirect_target = target
     family.table = table
+    kill_on_timeout(lambda: [wiki.pid for wiki in family.wikis.values()])
     try:
         yield family
     finally:

@@ -71,7 +71,11 @@ def _check_invariants(docs: list[dict], sections: list[dict], exact: bool) -> No
             assert piece == source if exact else piece in source
             last = s["end"]
         m = doc["metrics"]
-        assert m["n_langs"] == len(doc["langs"]) and m["n_switches"] >= len(segs) - 1 - 1
+        # switches are counted between language-tagged tokens: a segment without a letter (a bare number)
+        # tags none, so its two neighbours meet, and they may share a language
+        spoken = [s["lang"] for s in segs if any(ch.isalpha() for ch in doc["text"][s["start"] : s["end"]])]
+        assert m["n_switches"] == sum(a != b for a, b in zip(spoken, spoken[1:], strict=False))
+        assert m["n_langs"] == len(set(spoken)) == len(doc["langs"])
         assert 0 < m["cmi"] <= 100 and 0 < m["m_index"] <= 1 and m["lid_agreement"] is not None
 
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import math
+import random
+import statistics
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 import torch
 
 from pipeline.codeswitch import BuildConfig, Candidate, Slot, documents_from_slots
@@ -98,7 +101,23 @@ def test_experiment_runs_end_to_end_on_a_tiny_setting(data_root, shared_dir, tmp
     assert all(r["heldout_bpb_mean"] > 0 and 0 <= r["cloze_accuracy"] <= 1 for r in per_seed)
     effects = summary["effects"]
     first = effects[0]
-    assert first["seeds"] == 2 and first["diff_low"] <= first["diff_mean"] <= first["diff_high"]
+    assert (first["effect"], first["a"], first["b"], first["seeds"]) == (
+        "held-out bits/byte (mean over languages)",
+        "cs",
+        "mono",
+        2,
+    )
+    # recomputed from the per-seed table: the paired differences' mean and 95% t-interval; with two seeds
+    # t(0.975, 1 df) = tan(0.475 pi) (Student's t with one degree of freedom is Cauchy) and the standard
+    # error is |d0 - d1| / 2
+    bpb = {(r["seed"], r["arm"]): r["heldout_bpb_mean"] for r in per_seed}
+    d0, d1 = (bpb[s, "cs"] - bpb[s, "mono"] for s in (0, 1))
+    half = math.tan(0.475 * math.pi) * abs(d0 - d1) / 2
+    assert first["diff_mean"] == pytest.approx((d0 + d1) / 2, rel=1e-9, abs=1e-12)
+    assert (first["diff_low"], first["diff_high"]) == pytest.approx(
+        ((d0 + d1) / 2 - half, (d0 + d1) / 2 + half), rel=1e-4, abs=1e-9
+    )
+    assert first["a_mean"] == pytest.approx((bpb[0, "cs"] + bpb[1, "cs"]) / 2, rel=1e-9)
     md = Path(paths["report"]).read_text()
     assert "cross-lingual cloze accuracy" in md and "verbatim memorisation rate" in md
     # fine-tuning started from the code-switched weights: step counter restarted, data changed
@@ -120,11 +139,31 @@ def test_interval_and_verdict_by_hand():
     # values 1, 2, 3: mean 2, sd 1, half-width 4.303 / sqrt(3)
     iv = ex.interval([1.0, 2.0, 3.0])
     assert iv["mean"] == 2.0 and math.isclose(iv["high"] - 2.0, 4.303 / math.sqrt(3))
+    assert math.isclose(2.0 - iv["low"], 4.303 / math.sqrt(3)) and iv["n"] == 3
     assert ex.interval([5.0]) == {"mean": 5.0, "low": None, "high": None, "n": 1}
     assert ex.interval([None]) == {"mean": None, "low": None, "high": None, "n": 0}
     assert ex.verdict({"low": -0.3, "high": -0.1}, True, "cs", "mono") == "cs better"
     assert ex.verdict({"low": -0.3, "high": -0.1}, False, "cs", "mono") == "mono better"
     assert ex.verdict({"low": -0.3, "high": 0.1}, True, "cs", "mono") == "no detectable difference"
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 12])
+def test_interval_covers_the_true_mean_95_percent_of_the_time(n: int):
+    """Normal samples of a known mean: the 95% interval must cover it in 95% of 4000 draws (a binomial
+    sd of 0.0034, so +-0.015 is over 4 sd), and its mean width must match t * E[sd] * 2 / sqrt(n)."""
+    rng = random.Random(n)
+    true_mean, sigma, draws = 3.0, 0.7, 4000
+    covered, widths = 0, []
+    for _ in range(draws):
+        iv = ex.interval([rng.gauss(true_mean, sigma) for _ in range(n)])
+        covered += iv["low"] <= true_mean <= iv["high"]
+        widths.append(iv["high"] - iv["low"])
+    assert abs(covered / draws - 0.95) < 0.015
+    # E[sample sd] = c4(n) * sigma, c4(n) = sqrt(2 / (n - 1)) * Gamma(n / 2) / Gamma((n - 1) / 2)
+    c4 = math.sqrt(2 / (n - 1)) * math.exp(math.lgamma(n / 2) - math.lgamma((n - 1) / 2))
+    t = {2: math.tan(0.475 * math.pi), 3: 4.302653, 5: 2.776445, 12: 2.200985}[n]
+    expected = 2 * t * c4 * sigma / math.sqrt(n)
+    assert statistics.fmean(widths) == pytest.approx(expected, rel=0.05)
 
 
 def test_segment_removal_and_cloze_choice_by_hand():

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline.concepts import normalize_title
-from pipeline.fetch import FetchConfig, FetchError, crawl, fetch_concepts
+from pipeline.fetch import crawl, fetch_concepts
+from pipeline.mwapi import FetchConfig, FetchError
 from tests.fixtures_wiki import DISAMBIGUATION_TITLE, REDIRECT_TITLE
 
 pytestmark = pytest.mark.mediawiki
@@ -141,7 +142,7 @@ def test_fetch_concepts_returns_the_version_and_calls_the_rate_limit_before_each
 
 
 def test_user_agent_and_maxlag_go_with_every_api_call(wiki_family, data_root):
-    from pipeline.fetch import Stats, WikiSite
+    from pipeline.mwapi import Stats, WikiSite
 
     seen = []
     config = FetchConfig(user_agent="wikimix-test/1.0 (https://example.org/wikimix; test@example.org)")
@@ -169,7 +170,7 @@ def test_bad_home_wiki_url_is_a_config_error(data_root):
 
 
 def test_category_members_seed_a_crawl(wiki_family, data_root):
-    from pipeline.fetch import category_titles
+    from pipeline.mwapi import category_titles
 
     home = wiki_family.wikis[wiki_family.home]
     members = [f"Wikimix member {i}" for i in range(3)]

@@ -9,8 +9,10 @@ import threading
 import pytest
 
 from pipeline.concepts import ConceptTable
-from pipeline.fetch import FetchConfig, crawl
+from pipeline.fetch import crawl
+from pipeline.mwapi import FetchConfig
 from tests.fixtures_wiki import free_port_base
+from wikimix.guards import EmptyResultError
 
 pytestmark = pytest.mark.mediawiki
 
@@ -131,19 +133,32 @@ def test_maxlag_backs_off_by_retry_after_and_records_errors_when_lag_persists(wi
     table = _small_table(wiki_family, 1)
     waits = []
     config = FetchConfig(maxlag=-2, max_retries=2, max_wait_s=120)
-    ref, summary = crawl(
-        wiki_family.api_urls(),
-        concepts=table,
-        langs=table.langs(),
-        root=str(data_root),
-        config=config,
-        sleep=waits.append,
-    )
+    with pytest.raises(EmptyResultError, match=f"none of {len(table.rows)} requested title") as failed:
+        crawl(
+            wiki_family.api_urls(),
+            concepts=table,
+            langs=table.langs(),
+            root=str(data_root),
+            config=config,
+            sleep=waits.append,
+        )
     assert waits == [5.0, 5.0]  # MediaWiki's Retry-After for maxlag, honoured (not slept in the test)
-    assert summary["requests"] == 3 and summary["pages"] == 0
-    log = ref.read("fetch_log").to_pylist()
+    log = _uncommitted_log(failed.value, data_root)
     assert len(log) == len(table.rows)
     assert all(r["status"] == "error" and "maxlag=-2" in r["detail"] for r in log)
+
+
+def _uncommitted_log(error: Exception, data_root) -> list[dict]:
+    """Every input failed: nothing committed, the fetch log where the error says."""
+    import re
+
+    import pyarrow.parquet as pq
+
+    from storage.store import list_versions
+
+    assert list_versions(str(data_root), "wiki-wiki") == []
+    path = re.search(r"fetch log \(not committed\) at (\S+?);", str(error)).group(1)
+    return pq.read_table(path).to_pylist()
 
 
 def test_maxlag_back_off_then_success_once_lag_clears(wiki_family, data_root):
@@ -187,9 +202,9 @@ def test_non_json_answer_is_a_clear_error(wiki_family, data_root):
     table = _small_table(wiki_family, 1)
     lang = table.langs()[0]
     wikis = {lang: wiki_family.wikis[lang].server + "/opensearch_desc.php"}
-    ref, summary = crawl(
-        wikis, concepts=table, langs=table.langs(), root=str(data_root), config=FetchConfig(max_retries=0)
-    )
-    log = ref.read("fetch_log").to_pylist()
-    assert all(r["status"] == "error" and "non-JSON answer" in r["detail"] for r in log)
-    assert summary["pages"] == 0
+    with pytest.raises(EmptyResultError, match="non-JSON answer") as failed:
+        crawl(
+            wikis, concepts=table, langs=table.langs(), root=str(data_root), config=FetchConfig(max_retries=0)
+        )
+    log = _uncommitted_log(failed.value, data_root)
+    assert log and all(r["status"] == "error" and "non-JSON answer" in r["detail"] for r in log)

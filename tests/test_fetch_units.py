@@ -6,13 +6,8 @@ import json
 
 import pytest
 
-from pipeline.fetch import (
-    FetchConfig,
-    api_url_from_page_url,
-    check_api_url,
-    is_disambiguation,
-    langlink_wikis,
-)
+from pipeline.fetch import is_disambiguation
+from pipeline.mwapi import FetchConfig, api_url_from_page_url, check_api_url, langlink_wikis
 from wikimix.errors import ConfigError
 
 

@@ -4,13 +4,17 @@ the artifacts read back through the client, and a second run with unchanged inpu
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
 SPLIT = {"val_frac": 0.2, "test_frac": 0.2}  # the sample corpus is small: enough test documents
+VARIANTS = ["ar", "mdlm", "semantic-insert"]  # semantic-insert: significance flows into train and eval
+SCORES = ("nll", "perplexity", "bits_per_byte", "accuracy", "gen_ppl", "tok_per_s")
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +37,7 @@ def two_runs(prefect_server, tmp_path_factory):
         train_overrides=SPLIT,
         eval_overrides=SPLIT,
         budget="smoke",
-        variants=["ar", "mdlm", "semantic-insert"],  # semantic-insert: significance flows into train and eval
+        variants=VARIANTS,
     )
     try:
         first = end_to_end(**params, return_state=True)
@@ -85,10 +89,23 @@ def test_end_to_end_builds_trains_and_evaluates(two_runs):
         assert (Path(result["corpus"][stage]) / "manifest.json").is_file()
     manifest = json.loads((Path(result["corpus"]["sig"]) / "manifest.json").read_text())
     assert manifest["parents"] == [{"dataset": "e2e-docs", "version": Path(result["corpus"]["docs"]).name}]
-    assert set(result["runs"]) == {"ar", "mdlm", "semantic-insert"}
+    assert set(result["runs"]) == set(VARIANTS)
     for run in result["runs"].values():
         assert (Path(run) / "model.safetensors").is_file()
-    assert "| ar" in Path(result["report"]["comparison_md"]).read_text()
+    # the comparison: one row per trained variant (named by its run directory) and the reference, every
+    # variant scored with finite numbers, in the parquet table and the markdown one alike
+    report = result["report"]
+    rows = {r["model"]: r for r in pq.read_table(report["comparison_parquet"]).to_pylist()}
+    assert set(rows) == {Path(run).name for run in result["runs"].values()} | {"reference"}
+    table = Path(report["comparison_md"]).read_text().splitlines()
+    for variant, run in result["runs"].items():
+        row = rows[Path(run).name]
+        for key in SCORES:
+            assert isinstance(row[key], float) and math.isfinite(row[key]), (variant, key, row[key])
+        assert row["bits_per_byte"] > 0 and row["test_pairs"] > 0
+        assert Path(row["checkpoint"]).resolve() == Path(run).resolve()
+        lines = [line for line in table if line.startswith(f"| {Path(run).name} |")]
+        assert len(lines) == 1 and f"| {row['bits_per_byte']:.3f} |" in lines[0], (variant, lines)
 
 
 def test_artifacts_read_back_through_the_client(two_runs, prefect_client):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 from prefect import flow, task
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.exceptions import ObjectNotFound
 
 from flows.policy import (
@@ -105,6 +107,7 @@ def cached_flow(root: str, texts: list[str]):
 
 def test_unchanged_inputs_hit_the_cache_under_the_data_root(prefect_server, data_root: Path):
     root = resolve_root(str(data_root))
+    CALLS.clear()  # other tests run count_words too
     first = cached_flow(root, ["a b c", "d e"])
     assert [s.type.value for s in first] == ["COMPLETED", "COMPLETED"]
     second = cached_flow(root, ["a b c", "x y z w"])
@@ -147,12 +150,21 @@ def test_wiki_api_rate_limit_spaces_requests(prefect_client):
 
 
 def test_rate_limit_set_by_an_operator_is_kept(prefect_client):
-    @flow
-    def again():
-        ensure_rate_limit(requests_per_second=50.0)
+    name = f"wikimix-test-operator-limit-{uuid.uuid4().hex[:8]}"  # its own limit: no other test's state
+    prefect_client.create_global_concurrency_limit(
+        GlobalConcurrencyLimitCreate(name=name, limit=3, slot_decay_per_second=0.5, active=True)
+    )
+    try:
 
-    again()
-    assert prefect_client.read_global_concurrency_limit_by_name(WIKI_API_LIMIT).limit == 5
+        @flow
+        def again():
+            ensure_rate_limit(requests_per_second=50.0, name=name)
+
+        again()
+        limit = prefect_client.read_global_concurrency_limit_by_name(name)
+        assert (limit.limit, limit.slot_decay_per_second, limit.active) == (3, 0.5, True)
+    finally:
+        prefect_client.delete_global_concurrency_limit_by_name(name)
 
 
 @task(cache_policy=CACHE_POLICY)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import mwparserfromhell
 import pytest
+from mwparserfromhell.nodes import Heading
 
 from pipeline.sections import link_target, numbers_in, prestrip, sections_from_page, years_in
 
@@ -150,17 +152,23 @@ def test_real_articles_parse_into_clean_multi_section_rows(shared_dir):
         iter_dump(wiki / "ukwiki-20230501-truncated-100k.xml.xz", concepts=table, concepts_only=True)
     )
     assert len(pages) == len(table.titles("uk"))
-    multi = 0
+    multi = nested = parents_without_text = 0
     for page in pages[:20]:
         rows = sections_from_page(page)
         assert rows, page["title"]
-        levels = {r["section_idx"]: r["level"] for r in rows}
-        multi += len(levels) >= 3
+        # every section's level, the empty ones too: the lead, then each top-level heading the parser finds
+        code = mwparserfromhell.parse(prestrip(page["wikitext"]))
+        levels = [1] + [int(node.level) for node in code.nodes if isinstance(node, Heading)]
+        multi += len({r["section_idx"] for r in rows}) >= 3
         for r in rows:
             assert "{{" not in r["text"] and "<ref" not in r["text"] and "[[" not in r["text"]
             assert r["text"].strip() == r["text"] and r["text"]
-            if r["parent"] >= 0:
-                assert r["parent"] < r["section_idx"]
-                assert levels.get(r["parent"], 0) < r["level"] or r["parent"] not in levels
+            idx = r["section_idx"]
+            assert r["level"] == levels[idx], (page["title"], r["heading"])
+            # the parent: the nearest earlier heading of a smaller level (-1 for the lead and top sections)
+            smaller = [i for i in range(1, idx) if levels[i] < levels[idx]]
+            assert r["parent"] == (smaller[-1] if idx and smaller else -1), (page["title"], r["heading"])
+            nested += r["parent"] >= 0
+            parents_without_text += r["parent"] >= 0 and r["parent"] not in {x["section_idx"] for x in rows}
         assert sum(len(r["links"]) for r in rows) > 0
-    assert multi >= 15
+    assert multi >= 15 and nested > 0 and parents_without_text > 0

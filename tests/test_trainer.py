@@ -144,7 +144,8 @@ def test_trains_on_stored_documents_with_bpe_and_significance_then_generates(tmp
     assert result["val_tokens"] == 4 * 50 and result["nll_is_bound"] is True
     assert math.isfinite(result["val_nll"])
     variant, tok, loaded = checkpoint.load_checkpoint(out)
-    assert tok.vocab_size <= 600 and loaded.significance == "xq-sig" and not variant.training
+    assert tok.vocab_size <= 600 and not variant.training
+    assert (loaded.data, loaded.significance) == (str(xquad_docs), str(xquad_sig))  # pinned versions
     prompt = torch.tensor([tok.encode("The Panthers defense gave up just 308 points")])
     completion = variant.generate(prompt, 50, steps=8, generator=torch.Generator().manual_seed(0))
     assert completion.shape == (1, prompt.shape[1] + 50) and torch.equal(

@@ -1,6 +1,9 @@
 """Checkpoints: safetensors for tensors, JSON for the rest, committed all-or-nothing.
 
 A run directory holds
+    wikimix-run.json       the run marker, written at the first start: what makes a directory a wikimix
+                           run (no other directory is written into, recovered or loaded), and the exact
+                           DATASET@VERSION of --data / --significance the run is pinned to
     model.safetensors      weights (tied weights stored once)
     ema.safetensors        EMA weights, when the run keeps an EMA
     optimizer.safetensors  AdamW moments and step counts (param groups live in state.json)
@@ -9,6 +12,9 @@ A run directory holds
     config.json            variant name, model Config, TrainConfig
     tokenizer.json         the tokenizer
     metrics.jsonl          appended by the trainer (not part of a checkpoint)
+
+Runs written before the marker existed (config.json + state.json, no marker) are still recognised.
+Every file read here is checked for its shape: a corrupt or odd one is a one-line CheckpointError.
 
 Saving writes every file into <out>/.next/, marks it COMPLETE, then moves the files into place.
 `recover(out)` finishes an interrupted move (COMPLETE present) or drops a half-written stage, so a kill
@@ -40,10 +46,66 @@ from wikimix.errors import WikimixError
 
 STAGE = ".next"
 COMPLETE = "COMPLETE"
+RUN_MARKER = "wikimix-run.json"
+RUN_FORMAT = "wikimix-run"
 
 
 class CheckpointError(WikimixError):
     """A run directory without a usable checkpoint."""
+
+
+def check_run_dir(out: str | Path) -> dict[str, Any] | None:
+    """The run marker of `out`: None for a fresh directory (absent or empty), else {format, data,
+    significance}. A directory from before markers with a checkpoint in it gets one built from its
+    config.json (its `data` may then lack a version). CheckpointError when `out` is a file or holds
+    anything else: wikimix neither writes into such a directory nor cleans it up."""
+    out = Path(out)
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        raise CheckpointError(f"{out} is a file, not a wikimix run directory")
+    if (out / RUN_MARKER).exists():
+        return read_run_marker(out)
+    if not any(out.iterdir()):
+        return None
+    if (out / "state.json").is_file() and (out / "config.json").is_file():
+        try:
+            train = read_config(out)["train"]
+        except CheckpointError:
+            train = None
+        if train is not None and isinstance(train.get("data"), str):
+            return run_marker(train["data"], train.get("significance") or "")
+    raise CheckpointError(
+        f"{out} holds files but is not a wikimix run directory (no {RUN_MARKER}): "
+        "give a new or empty directory"
+    )
+
+
+def run_marker(data: str, significance: str) -> dict[str, Any]:
+    return {"format": RUN_FORMAT, "version": 1, "data": data, "significance": significance}
+
+
+def read_run_marker(out: str | Path) -> dict[str, Any]:
+    path = Path(out) / RUN_MARKER
+    try:
+        marker = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"unreadable run marker {path}: {exc}") from None
+    if not (
+        isinstance(marker, dict)
+        and marker.get("format") == RUN_FORMAT
+        and isinstance(marker.get("data"), str)
+        and isinstance(marker.get("significance"), str)
+    ):
+        raise CheckpointError(f"malformed run marker {path}: expected {{format, data, significance}}")
+    return marker
+
+
+def write_run_marker(out: Path, marker: dict[str, Any]) -> None:
+    """Write the marker atomically (temp file + rename): a half-written one must not lock a run out."""
+    tmp = out / f".{RUN_MARKER}.tmp"
+    tmp.write_text(json.dumps(marker, indent=2, sort_keys=True))
+    os.replace(tmp, out / RUN_MARKER)
 
 
 def recover(out: str | Path) -> None:
@@ -160,9 +222,38 @@ def read_state(out: str | Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        state = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"corrupt {path}: {exc}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"malformed {path}: expected a JSON object, got {type(state).__name__}")
+    for key in ("step", "tokens_seen"):
+        value = state.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise CheckpointError(f"malformed {path}: {key!r} is missing or not a count")
+    return state
+
+
+def read_config(out: str | Path) -> dict[str, Any]:
+    """config.json of the run in `out`, checked for the shape checkpoint_config writes."""
+    path = Path(out) / "config.json"
+    if not path.exists():
+        raise CheckpointError(f"{out} holds no checkpoint (no config.json)")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"corrupt {path}: {exc}") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"malformed {path}: expected a JSON object, got {type(config).__name__}")
+    if not isinstance(config.get("variant"), str):
+        raise CheckpointError(f"malformed {path}: 'variant' is missing or not a name")
+    for key in ("model", "train"):
+        if not isinstance(config.get(key), dict):
+            raise CheckpointError(f"malformed {path}: {key!r} is missing or not an object")
+    vocab = config.get("vocab_size")
+    if not isinstance(vocab, int) or isinstance(vocab, bool) or vocab < 1:
+        raise CheckpointError(f"malformed {path}: 'vocab_size' is missing or not a positive integer")
+    return config
 
 
 def load_training_state(
@@ -179,13 +270,16 @@ def load_training_state(
             saved = load_file(str(out / "ema.safetensors"), device=str(device))
             for k in ema:
                 ema[k].copy_(saved[k])
-    except (SafetensorError, FileNotFoundError, KeyError, RuntimeError) as exc:
+    except (SafetensorError, OSError, KeyError, RuntimeError) as exc:
         raise CheckpointError(f"{out}: unreadable checkpoint ({exc})") from None
-    opt_state: dict[int, dict[str, Any]] = {}
-    for key, value in {**tensors, **state["optimizer"]["scalars"]}.items():
-        idx, name = key.split(".", 1)
-        opt_state.setdefault(int(idx), {})[name] = value
-    optimizer.load_state_dict({"state": opt_state, "param_groups": state["optimizer"]["param_groups"]})
+    try:
+        opt_state: dict[int, dict[str, Any]] = {}
+        for key, value in {**tensors, **state["optimizer"]["scalars"]}.items():
+            idx, name = key.split(".", 1)
+            opt_state.setdefault(int(idx), {})[name] = value
+        optimizer.load_state_dict({"state": opt_state, "param_groups": state["optimizer"]["param_groups"]})
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"{out}: unreadable optimizer state in state.json ({exc!r})") from None
     return state
 
 
@@ -205,15 +299,23 @@ def load_checkpoint(
 ) -> tuple[nn.Module, Tokenizer, TrainConfig]:
     """(variant in eval mode, tokenizer, TrainConfig) of the run in `out`; EMA weights when kept."""
     out = Path(out)
+    if check_run_dir(out) is None:
+        raise CheckpointError(f"{out} holds no checkpoint (no such directory, or empty)")
     recover(out)
     if not (out / "config.json").exists() or read_state(out) is None:
         raise CheckpointError(f"{out} holds no checkpoint (no config.json / state.json)")
-    config = json.loads((out / "config.json").read_text())
+    config = read_config(out)
     tokenizer = load_tokenizer(out / "tokenizer.json")
-    module = load_variant(config["variant"])
-    variant = module.build(
-        make_config(config["variant"], config["model"]), tokenizer.vocab_size, tokenizer.special
-    )
+    try:
+        train = from_json(config["train"])
+        module = load_variant(config["variant"])
+        variant = module.build(
+            make_config(config["variant"], config["model"]), tokenizer.vocab_size, tokenizer.special
+        )
+    except WikimixError as exc:
+        raise CheckpointError(f"{out / 'config.json'}: {exc}") from None
+    except (TypeError, ValueError) as exc:  # a model setting of the wrong type, met deep in build()
+        raise CheckpointError(f"{out / 'config.json'}: cannot build the model from it ({exc})") from None
     try:
         load_model(variant, str(out / "model.safetensors"), device=str(device))
         if use_ema and (out / "ema.safetensors").exists():
@@ -221,6 +323,6 @@ def load_checkpoint(
             with torch.no_grad():
                 for name, p in variant.named_parameters():
                     p.copy_(ema[name])
-    except (SafetensorError, FileNotFoundError, KeyError, RuntimeError) as exc:
+    except (SafetensorError, OSError, KeyError, RuntimeError) as exc:
         raise CheckpointError(f"{out}: unreadable checkpoint ({exc})") from None
-    return variant.to(device).eval(), tokenizer, from_json(config["train"])
+    return variant.to(device).eval(), tokenizer, train

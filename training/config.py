@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -65,6 +66,10 @@ class TrainConfig:
     model: dict[str, Any] = field(default_factory=dict)  # the variant's Config overrides
 
     def validate(self) -> TrainConfig:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name} must be a finite number, got {value}")
         positive = (
             "seq_len",
             "batch_size",
@@ -279,9 +284,33 @@ def make_config(
 
 
 def from_json(data: dict[str, Any]) -> TrainConfig:
-    """A TrainConfig from its saved JSON form (config.json's 'train')."""
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in data.items() if k in known})
+    """A validated TrainConfig from its saved JSON form (config.json's 'train'); a value of the wrong type
+    is a one-line ConfigError naming the field. Keys this version does not know are ignored."""
+    hints = typing.get_type_hints(TrainConfig)
+    values = {}
+    for key, value in data.items():
+        if key not in hints:
+            continue
+        if not _is_json_of(value, hints[key]):
+            name = getattr(typing.get_origin(hints[key]) or hints[key], "__name__", hints[key])
+            raise ConfigError(f"{key} must be of type {name}, got {value!r}")
+        values[key] = value
+    return TrainConfig(**values).validate()
+
+
+def _is_json_of(value: Any, type_hint: Any) -> bool:
+    """Whether a JSON value has a TrainConfig field's type (an int is a float; a bool is neither)."""
+    if type_hint is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if type_hint is int:
+        return isinstance(value, int)
+    if type_hint is float:
+        return isinstance(value, int | float)
+    if type_hint is str:
+        return isinstance(value, str)
+    return isinstance(value, typing.get_origin(type_hint) or type_hint)
 
 
 def make_entry_config(

@@ -1,7 +1,8 @@
 """Training and evaluation data: stored text tables streamed shard by shard, or a synthetic Markov chain.
 
 `ShardData` reads any stored table with a `text` column (`documents`, or `sections` for plain-wiki runs)
-through `VersionRef.iter_batches` (never a full load), split into train/val/test by a hash of the
+through `VersionRef.iter_batches` (never a full load; each shard checked against the manifest's sha256
+once per process, so a file swapped after commit is refused, not trained or scored on), split into train/val/test by a hash of the
 document id (fixed: the test split never changes and is never trained on), sharded `rank::world_size`.
   - training: documents are tokenised, joined with <eos> and cut into fixed windows of seq_len tokens,
     shuffled through a seeded buffer; an infinite, deterministic stream of `Batch`es (resume = skip n).
@@ -127,7 +128,7 @@ class ShardData:
     ) -> dict[str, list[tuple[int, int, int]]]:
         """doc_id -> [(start, end, removal_rank)] of one ranker (the first one met when not named)."""
         out: dict[str, list[tuple[int, int, int]]] = {}
-        for rb in ref.iter_batches("significance", columns=["doc_id", "ranker", "spans"]):
+        for rb in ref.iter_batches("significance", columns=["doc_id", "ranker", "spans"], verify=True):
             for doc_id, rk, spans in zip(*(rb.column(i).to_pylist() for i in range(3)), strict=True):
                 ranker = ranker or rk
                 if rk == ranker and spans:
@@ -161,7 +162,9 @@ class ShardData:
                 yield doc_id, text
 
     def _rows(self, shard: int, n_files: int, columns: list[str]) -> Iterator[tuple]:
-        for rb in self.ref.iter_batches(self.table, 256, columns, rank=shard, world_size=n_files):
+        for rb in self.ref.iter_batches(
+            self.table, 256, columns, rank=shard, world_size=n_files, verify=True
+        ):
             yield from zip(*(rb.column(c).to_pylist() for c in columns), strict=True)
 
     def _interleave(self, order: list[int], n_files: int, columns: list[str]) -> Iterator[tuple]:

@@ -576,7 +576,8 @@ def evaluate(
     if not ckpts:
         raise ConfigError("no checkpoint given: pass at least one --ckpt DIR")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a directory")
     names: set[str] = set()
     models = [load_model(p, cfg.device, names) for p in ckpts]
 
@@ -622,6 +623,7 @@ def evaluate(
         )
     rows.append(reference_row(judge or models[0], judge, cfg, lid, log))
 
+    out.mkdir(parents=True, exist_ok=True)  # only once there is something to write
     paths = {
         "comparison_md": out / "comparison.md",
         "comparison_parquet": out / "comparison.parquet",

@@ -307,7 +307,7 @@ def prepare(cfg: ExperimentConfig, val_frac: float) -> Prepared:
 
 
 def read_docs(ref: VersionRef) -> list[dict]:
-    table = ref.read("documents")
+    table = ref.read("documents", verify=True)
     return table.select([c for c in DOC_COLUMNS if c in table.column_names]).to_pylist()
 
 
@@ -578,10 +578,12 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, str]:
     import pyarrow.parquet as pq
 
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a directory")
     load_variant(cfg.variant)  # an unknown variant fails before any work
     base = make_config(cfg.variant, budget=cfg.budget, overrides=cfg.train_overrides, data="-", out="-")
     prepared = prepare(cfg, base.val_frac)
+    out.mkdir(parents=True, exist_ok=True)  # after the inputs are known to be good
     tokenizer = shared_tokenizer(cfg, base, prepared, out)
     load_tokenizer(tokenizer)  # fails early on a bad path
 

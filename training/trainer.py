@@ -8,6 +8,14 @@ Re-running the same command on the same --out resumes from its last checkpoint: 
 EMA, every rank's RNG states and the data position are restored, so the loss curve continues exactly
 as if the run had never stopped. Under torchrun (WORLD_SIZE > 1) gradients are averaged with DDP
 (gloo on CPU, nccl on CUDA); each rank reads its own share of the shards.
+
+The first start pins the data: `--data NAME-docs` (or `@latest`) is resolved to `NAME-docs@<version>`,
+kept in the run marker and config.json, and a resume always reads that version. A resume whose --data
+is unpinned keeps the pinned version, with a one-line warning on stderr when `latest` has moved since;
+one naming another version or dataset is refused (error naming both). --significance alike.
+--out must be new, empty, or a wikimix run: a file or someone else's directory is refused untouched.
+A non-finite loss or gradient norm stops the run with a TrainingError before the optimizer steps on
+it; the last checkpoint stays as it was.
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ import json
 import math
 import os
 import random
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,9 +37,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from storage.store import StorageError
 from training import checkpoint
 from training.config import TrainConfig
-from training.data import DataOptions, MarkovData, open_data
+from training.data import SYNTHETIC_MARKOV, DataOptions, MarkovData, open_data, parse_data_spec
 from training.models import load_variant, make_config
 from training.tokenizers import BPETokenizer, ByteTokenizer, Tokenizer, load_tokenizer
 from training.variant import Batch
@@ -50,6 +61,12 @@ RESUMABLE_CHANGES = {
     "compile",
     "out",
 }
+# Data options checked against the run's pins (see _pin) rather than compared as written.
+PINNED_OPTIONS = ("data", "significance")
+
+
+class TrainingError(WikimixError):
+    """Training cannot go on: a non-finite loss or gradient."""
 
 
 class LossModule(nn.Module):
@@ -172,17 +189,69 @@ def _all_sum(values: list[float], world: int, device: torch.device) -> list[floa
 
 
 def _check_resumable(out: Path, cfg: TrainConfig) -> None:
-    saved = json.loads((out / "config.json").read_text())
-    if saved.get("variant") != cfg.variant:
-        raise ConfigError(
-            f"{out} holds a {saved.get('variant')!r} run, not {cfg.variant!r}: use a fresh --out"
-        )
-    old, new = saved.get("train", {}), cfg.to_json()
-    changed = sorted(k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k])
+    saved = checkpoint.read_config(out)
+    if saved["variant"] != cfg.variant:
+        raise ConfigError(f"{out} holds a {saved['variant']!r} run, not {cfg.variant!r}: use a fresh --out")
+    old, new = saved["train"], cfg.to_json()
+    skip = RESUMABLE_CHANGES | set(PINNED_OPTIONS)
+    changed = sorted(k for k in new if k not in skip and old.get(k) != new[k])
     if changed:
         raise ConfigError(
             f"{out} holds a run with different settings ({', '.join(changed)}): use a fresh --out"
         )
+
+
+def _resolve(spec: str) -> str:
+    """'' and synthetic:markov as they are; DATASET[@VERSION|@latest] as DATASET@<committed version>."""
+    return spec if spec in ("", SYNTHETIC_MARKOV) else str(parse_data_spec(spec))
+
+
+def _pin(option: str, spec: str, pinned: str | None, out: Path) -> str:
+    """What --`option` (data | significance) reads: `spec` resolved at the first start (pinned None);
+    on a resume the run's pin, which an unpinned `spec` keeps (warning when latest moved) and one naming
+    another version or dataset contradicts (ConfigError naming both)."""
+    if pinned is None:
+        return _resolve(spec)
+    if pinned and pinned != SYNTHETIC_MARKOV and pinned.partition("@")[2] in ("", "latest"):
+        # a run from before pinning: pin it now to what its own spec resolves to
+        pinned = _resolve(pinned)
+        print(f"warning: {out} predates data pinning; --{option} now pinned to {pinned}", file=sys.stderr)
+    if spec == pinned:
+        return pinned
+    dataset, _, version = spec.partition("@")
+    pinned_dataset = pinned.partition("@")[0]
+    if not spec or not pinned or SYNTHETIC_MARKOV in (spec, pinned) or dataset != pinned_dataset:
+        raise ConfigError(
+            f"{out} holds a run on --{option} {pinned or '(none)'}, not {spec or '(none)'}: use a fresh --out"
+        )
+    if version and version != "latest":
+        raise ConfigError(
+            f"{out} was started on --{option} {pinned}, not {spec}: resume with {pinned} "
+            f"(or {pinned_dataset} unversioned), or use a fresh --out"
+        )
+    try:
+        latest = _resolve(spec)
+    except StorageError:
+        latest = pinned  # the pinned version is opened (or refused) by the data reader itself
+    if latest != pinned:
+        print(
+            f"warning: {out} resumes on its pinned --{option} {pinned}, not the newer {latest}",
+            file=sys.stderr,
+        )
+    return pinned
+
+
+def _pinned_config(cfg: TrainConfig, out: Path, rank: int, world: int, marker: dict | None) -> TrainConfig:
+    """cfg with --data and --significance replaced by the run's pins: rank 0 resolves them (and writes
+    the marker at the first start); every rank then reads the same pins from the marker."""
+    if rank == 0:
+        pins = {k: _pin(k, getattr(cfg, k), marker[k] if marker else None, out) for k in PINNED_OPTIONS}
+        updated = checkpoint.run_marker(**pins)
+        if marker != updated or not (out / checkpoint.RUN_MARKER).exists():  # first start, or pre-marker run
+            checkpoint.write_run_marker(out, updated)
+    _barrier(world)
+    marker = checkpoint.read_run_marker(out)
+    return dataclasses.replace(cfg, **{k: marker[k] for k in PINNED_OPTIONS})
 
 
 def _tokenizer(cfg: TrainConfig, out: Path, data, rank: int, world: int, module) -> Tokenizer:
@@ -279,16 +348,40 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rank, world, device, started = _init_distributed(cfg)
+    out = Path(cfg.out)
+    existed = out.exists()
+    fresh = rank == 0 and (not existed or (out.is_dir() and not any(out.iterdir())))
     try:
         return _train(cfg, rank, world, device)
+    except WikimixError:
+        if fresh and checkpoint.read_state(out) is None:
+            _remove_unstarted_run(out, keep_dir=existed)  # bad input leaves no half-made run behind
+        raise
     finally:
         if started:
             dist.destroy_process_group()
 
 
+def _remove_unstarted_run(out: Path, keep_dir: bool) -> None:
+    """Undo what a first start that failed before its first checkpoint made: `out` was missing or empty
+    before this run, so everything in it is this run's own (an empty directory the user made stays)."""
+    if not out.is_dir():
+        return
+    for child in out.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    if not keep_dir:
+        with contextlib.suppress(OSError):
+            out.rmdir()
+
+
 def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dict[str, Any]:
     out = Path(cfg.out)
+    marker = None
     if rank == 0:
+        marker = checkpoint.check_run_dir(out)  # before anything touches it: refuses a file or a stranger
         out.mkdir(parents=True, exist_ok=True)
         checkpoint.recover(out)
     _barrier(world)
@@ -307,6 +400,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dic
         raise ConfigError(
             f"model max_len {model_cfg.max_len} < {longest} (seq_len, or prompt_max + cont_len)"
         )
+    cfg = _pinned_config(cfg, out, rank, world, marker)
     options = DataOptions(
         seq_len=cfg.seq_len,
         batch_size=cfg.batch_size,
@@ -420,7 +514,9 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dic
                 (loss / cfg.grad_accum).backward()
                 step_loss += loss.detach() / cfg.grad_accum
                 tokens_seen += batch.num_tokens * world
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip else None
+            # max_norm inf (no clipping) still returns the norm, for the finiteness check
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or math.inf)
+            _check_finite(step_loss, grad_norm, step, lr, out, world, device)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             if ema is not None:
@@ -435,7 +531,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dic
                     "step": step,
                     "loss": loss_value,
                     "lr": lr,
-                    "grad_norm": float(grad_norm) if grad_norm is not None else None,
+                    "grad_norm": float(grad_norm),
                     "tokens": tokens_seen,
                     "tok_per_s": (tokens_seen - start_tokens) / max(elapsed, 1e-9),
                     # wall time, and this process's CPU time (robust to a busy machine), since training began
@@ -461,6 +557,20 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dic
         if metrics_file is not None:
             metrics_file.close()
     return last
+
+
+def _check_finite(
+    loss: torch.Tensor, grad_norm: torch.Tensor, step: int, lr: float, out: Path, world: int, device
+) -> None:
+    """TrainingError unless every rank's loss and the gradient norm are finite (one host sync per step;
+    under DDP one more all-reduce, so every rank stops together)."""
+    bad = float(not bool(torch.isfinite(loss) & torch.isfinite(grad_norm)))
+    if _all_sum([bad], world, device)[0]:
+        raise TrainingError(
+            f"non-finite training values at step {step}: loss {float(loss):.4g}, gradient norm "
+            f"{float(grad_norm):.4g} (lr {lr:.3g}); stopped before the optimizer step, {out} keeps its last "
+            "checkpoint: lower lr or check the data"
+        )
 
 
 def _train_or_error(name: str, cfg: TrainConfig) -> tuple[str, str | None]:

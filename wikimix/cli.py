@@ -23,27 +23,62 @@ for module in (shards, wiki, corpus, significance, train, evaluate, run):
     module.register(app)
 
 
-def main() -> None:
-    """Entry point: bad input of any kind ends as one line on stderr and exit code 2."""
+def _usage_error_types() -> tuple[type[Exception], ...]:
+    """Click's exception base classes: typer raises those of its bundled copy, plain click its own."""
+    import click
+
+    types: list[type[Exception]] = [click.exceptions.ClickException]
     try:
-        code = app(standalone_mode=False)  # click returns the exit code of typer.Exit here
+        from typer._click.exceptions import ClickException as TyperClickException
+
+        types.append(TyperClickException)
+    except ImportError:  # an older typer that uses the installed click
+        pass
+    return tuple(types)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _usage_message(exc: Exception) -> str:
+    """A usage error as one line, naming the command whose --help explains it."""
+    message = _one_line(exc.format_message())  # type: ignore[attr-defined]
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None and getattr(ctx, "command_path", None):
+        message += f" (see: {ctx.command_path} --help)"
+    return message
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point. Every user mistake and bad input ends as one `error: ...` line on stderr and exit 2;
+    exit 1 is left to `wikimix shards verify` finding changed files. A bare command group prints its
+    help and exits 0. Anything else is a bug and keeps its traceback."""
+    usage_errors = _usage_error_types()
+    try:
+        code = app(args=argv, prog_name="wikimix", standalone_mode=False)  # returns typer.Exit's code
         if isinstance(code, int) and code:
             sys.exit(code)
     except WikimixError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(exc))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         print("error: aborted", file=sys.stderr)
         sys.exit(130)
-    except Exception as exc:  # click usage errors and the like
-        import click
+    except usage_errors as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `wikimix`, `wikimix shards`: asking for help
+            print(exc.format_message())  # type: ignore[attr-defined]
+            sys.exit(0)
+        _fail(_usage_message(exc))
+    except OSError as exc:  # a path the user gave that is missing, unreadable, a file where a dir belongs
+        where = f": {exc.filename}" if exc.filename else ""
+        _fail(f"{exc.strerror or exc}{where}")
 
-        if isinstance(exc, click.exceptions.ClickException):
-            print(f"error: {exc.format_message()}", file=sys.stderr)
-            sys.exit(exc.exit_code)
-        raise
+
+def _fail(message: str) -> None:
+    print(f"error: {_one_line(message)}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

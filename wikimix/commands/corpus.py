@@ -82,6 +82,7 @@ def codeswitch(
     if sib200 is not None:
         from pipeline.sib200 import Sib200Config, build_sib200
         from storage.store import VersionWriter
+        from wikimix.guards import require_rows
 
         cfg = Sib200Config(
             langs=[x.strip() for x in (langs or "").split(",") if x.strip()],
@@ -94,6 +95,8 @@ def codeswitch(
         )
         writer = VersionWriter(root, out or "sib200-docs", params={"step": "sib200", **cfg.__dict__})
         reports = [build_sib200(sib200, writer, cfg, rank, shards) for rank in range(shards)]
+        why = f"no window of {sentences_per_doc} sentence(s) in {sib200} made a document of 3+ languages"
+        require_rows(writer, "documents", "codeswitch --sib200", why)
         _print_reports(writer.commit(), reports)
         return
     if alignments is None:

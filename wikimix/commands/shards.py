@@ -13,22 +13,26 @@ shards_app = typer.Typer(help="List and verify versioned Parquet shards.", no_ar
 def ls(
     root: Annotated[str | None, typer.Argument(help="data root (default $WIKIMIX_DATA or ./data)")] = None,
 ):
-    """List datasets, committed versions, tables and row counts."""
+    """List datasets, committed versions, tables and row counts; a bad version is named, the rest listed."""
     from storage.store import data_root, list_datasets, list_versions
+    from wikimix.errors import WikimixError
 
     root = data_root(root)
     datasets = list_datasets(root)
     if not datasets:
         typer.echo(f"no datasets under {root}")
         return
+    problems: list[str] = []
     for dataset in datasets:
-        for ref in list_versions(root, dataset):
+        for ref in list_versions(root, dataset, problems=problems):
             manifest = ref.manifest()
             for table, facts in sorted(manifest["tables"].items()):
                 typer.echo(
                     f"{dataset}\t{ref.version}\t{table}\t{facts['rows']} rows\t{len(facts['files'])} files"
                     f"\t{manifest['created_at']}"
                 )
+    if problems:
+        raise WikimixError(f"{len(problems)} unreadable version(s), listed the rest: " + "; ".join(problems))
 
 
 @shards_app.command("verify")

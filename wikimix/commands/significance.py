@@ -58,6 +58,7 @@ def significance(
     from pipeline.significance import RANKERS, RankerConfig, all_shards_written, make_ranker, rank_version
     from storage.store import StorageError, VersionWriter, open_version, params_hash
     from wikimix.errors import ConfigError
+    from wikimix.guards import require_rows
 
     names = list(dict.fromkeys(ranker or ["loo"]))
     unknown = [n for n in names if n not in RANKERS]
@@ -95,6 +96,8 @@ def significance(
     )
     typer.echo(f"rank {rank}/{world_size}: {len(paths)} significance shard(s) under {writer.ref.path}")
     if all_shards_written(docs_ref, writer):
+        held = f"{docs_ref} holds {docs_ref.num_rows('documents')} document(s)"
+        require_rows(writer, "significance", "significance", held)
         ref = writer.commit()
         typer.echo(f"committed {ref} ({ref.path})")
     else:

@@ -9,6 +9,7 @@ wikimix generate --ckpt runs/mdlm --prompt "Kyiv ist die Hauptstadt" --max-new-t
 from __future__ import annotations
 
 import os
+import re
 from typing import Annotated
 
 import typer
@@ -84,10 +85,30 @@ def generate(
     from training.checkpoint import load_checkpoint
     from wikimix.errors import ConfigError
 
+    if max_new_tokens < 1:
+        raise ConfigError(f"--max-new-tokens must be >= 1, got {max_new_tokens}")
+    if steps is not None and steps < 1:
+        raise ConfigError(f"--steps must be >= 1, got {steps}")
+    if block_len is not None and block_len < 1:
+        raise ConfigError(f"--block-len must be >= 1, got {block_len}")
+    if not temperature >= 0 or temperature == float("inf"):
+        raise ConfigError(f"--temperature must be finite and >= 0, got {temperature}")
+    if not 0 < top_p <= 1:
+        raise ConfigError(f"--top-p must be in (0, 1], got {top_p}")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise ConfigError(f"--device must be cpu, cuda or cuda:N, got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: CUDA is not available on this machine")
     variant, tok, _ = load_checkpoint(ckpt, device=device)
     ids = tok.encode(prompt)
     if not ids:
         raise ConfigError("empty prompt")
+    max_len = getattr(getattr(variant, "cfg", None), "max_len", None)
+    if max_len is not None and len(ids) + max_new_tokens > max_len:
+        raise ConfigError(
+            f"prompt ({len(ids)} tokens) + --max-new-tokens {max_new_tokens} exceed the model's "
+            f"max_len {max_len}"
+        )
     options = {
         "temperature": temperature,
         "top_p": top_p,

@@ -23,7 +23,9 @@ wiki_app = typer.Typer(help="A local MediaWiki family (one SQLite wiki per langu
 def _langs(value: str | None) -> list[str] | None:
     if not value:
         return None
-    langs = [x.strip() for x in value.split(",") if x.strip()]
+    from wikimix.guards import check_lang
+
+    langs = [check_lang(x.strip(), "--langs") for x in value.split(",") if x.strip()]
     if not langs:
         raise ConfigError(f"--langs: no language codes in {value!r}")
     return langs
@@ -114,7 +116,8 @@ def fetch(
 ) -> None:
     """Fetch seed pages in every requested language through langlinks into a `<name>-wiki` version."""
     from pipeline.concepts import read_concepts
-    from pipeline.fetch import FetchConfig, category_titles, crawl
+    from pipeline.fetch import crawl
+    from pipeline.mwapi import FetchConfig, category_titles
     from wikimix.localwiki import Family, default_family_dir
 
     if bool(api) == bool(family):

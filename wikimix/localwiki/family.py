@@ -40,6 +40,7 @@ from xml.sax.saxutils import escape
 from pipeline.concepts import ConceptTable, read_concepts
 from pipeline.dump import find_dumps, iter_dump, read_siteinfo
 from wikimix.errors import WikimixError
+from wikimix.guards import check_lang, check_wiki_id, mark_created, remove_created_dir
 
 TEMPLATE = Path(__file__).with_name("LocalSettings.php")
 STATE_FILE = "family.json"
@@ -361,8 +362,22 @@ def _run_parallel(jobs: list[tuple[LocalWiki, list[str], bytes | None]], timeout
         raise LocalWikiError("; ".join(errors))
 
 
+def _write_private(path: Path, text: str) -> None:
+    """A file only its owner can read (0600 from the start, not chmod-ed after being readable)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(path, 0o600)  # O_CREAT keeps an existing file's mode
+
+
+PASSFILE = ".admin-pass"
+
+
 def _install(wiki: LocalWiki) -> list[str]:
-    (wiki.dir / "install").mkdir(parents=True)
+    """install.php's arguments. The admin password goes in a 0600 file (--passfile), never on the
+    command line, where every user sees it in the process list; build_family removes the file after."""
+    (wiki.dir / "install").mkdir(parents=True, mode=0o700)
+    _write_private(wiki.dir / PASSFILE, f"Wikimix-{secrets.token_hex(16)}\n")
     return [
         "install.php",
         "--dbtype=sqlite",
@@ -371,12 +386,20 @@ def _install(wiki: LocalWiki) -> list[str]:
         f"--server={wiki.server}",
         "--scriptpath=",
         f"--lang={wiki.lang}",
-        f"--pass=Wikimix-{secrets.token_hex(8)}",
+        f"--passfile={wiki.dir / PASSFILE}",
         f"--confpath={wiki.dir / 'install'}",
         "--skins=",
         f"wikimix {wiki.lang}",
         "WikimixAdmin",
     ]
+
+
+def _protect_secrets(wiki: LocalWiki) -> None:
+    """install.php writes $wgSecretKey/$wgUpgradeKey (LocalSettings) and the admin's password hash
+    (the SQLite files) with the umask's mode: make them owner-only (the directory is 0700 as well)."""
+    for path in [wiki.dir / "install" / "LocalSettings.php", *wiki.dir.glob("*.sqlite")]:
+        if path.is_file():
+            os.chmod(path, 0o600)
 
 
 def _render_settings(wiki: LocalWiki, sitename: str) -> None:
@@ -421,28 +444,40 @@ def build_family(
     `[[xx:Title]]` lines for its other languages; extra_pages {lang: [{title, wikitext}]} are imported
     too (tests add redirects and the like). A running family in the same directory is stopped first.
     """
-    check_installed()
     directory = Path(directory or default_family_dir()).resolve()
     table = concepts if isinstance(concepts, ConceptTable) else read_concepts(concepts)
     paths = find_dumps(dumps, langs)
+    sites = {lang: read_siteinfo(p) for lang, p in paths.items()}
+    for lang, path in paths.items():  # every name checked before anything is stopped, deleted or made
+        check_lang(lang, f"dump {path.name}")
+        check_wiki_id(sites[lang].dbname, f"<dbname> of dump {path.name}")
+    check_installed()
     table = table.subset(paths)
+    previous_dirs: list[Path] = []  # wiki directories of a family built here before (wikimix's own)
     if (directory / STATE_FILE).exists():
-        Family.load(directory).stop()
+        previous = Family.load(directory)
+        previous.stop()
+        previous_dirs = [w.dir for w in previous.wikis.values()]
     busy = [port_base + i for i in range(len(paths)) if not port_is_free(port_base + i)]
     if busy:
         raise LocalWikiError(f"port(s) {', '.join(map(str, busy))} in use; choose another --port-base")
     directory.mkdir(parents=True, exist_ok=True)
     family = Family(directory)
-    sites = {lang: read_siteinfo(p) for lang, p in paths.items()}
     for i, lang in enumerate(paths):
         wiki_dir = directory / lang
-        if wiki_dir.exists():
-            shutil.rmtree(wiki_dir)
-        wiki_dir.mkdir(parents=True)
+        if wiki_dir.exists() or wiki_dir.is_symlink():
+            remove_created_dir(wiki_dir, directory, listed=previous_dirs)
+        wiki_dir.mkdir(mode=0o700)  # holds the secret key and the password hash
+        mark_created(wiki_dir, lang=lang)
         family.wikis[lang] = LocalWiki(lang, sites[lang].dbname, port_base + i, wiki_dir)
     family.save()
 
-    _run_parallel([(w, _install(w), None) for w in family.wikis.values()])
+    try:
+        _run_parallel([(w, _install(w), None) for w in family.wikis.values()])
+    finally:
+        for wiki in family.wikis.values():
+            (wiki.dir / PASSFILE).unlink(missing_ok=True)
+            _protect_secrets(wiki)
     jobs, imported = [], {}
     for lang, wiki in family.wikis.items():
         _render_settings(wiki, sites[lang].sitename or f"wikimix {lang}")
