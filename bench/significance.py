@@ -13,7 +13,7 @@ the same documents. Prints tokens/s per ranker, greedy's cost relative to loo (w
 
     .venv/bin/python bench/significance.py --multilingual --sib200 ../shared/corpus/sib200
 
---multilingual: does the order mean something in every language? The same `--n-docs` SIB-200 dev
+--multilingual: does the order mean something in every language? The same `--n-docs` SIB-200
 passages (`--per-doc` consecutive sentences) in English and the five dump languages (hy, ja, mr, uk, vi)
 are ranked by loo. Per language: the enrichment of its 30 most frequent word types (case-folded) among the
 first quarter removed (share there / share overall; > 1 = frequent, function-like words go first);
@@ -76,18 +76,16 @@ MULTILINGUAL = ["eng_Latn", "hye_Armn", "jpn_Jpan", "mar_Deva", "ukr_Cyrl", "vie
 def sib200_passages(
     directory: str, langs: list[str], n_docs: int, per_doc: int
 ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """n_docs passages of per_doc consecutive dev sentences (the same index_ids in every language), and
+    """n_docs passages of per_doc consecutive sentences (the same index_ids in every language), and
     every SIB-200 sentence of each language (to count its most frequent word types on)."""
     from pipeline.sib200 import load_sib200
 
     sentences = load_sib200(directory, langs)
-    ids = sorted(
-        i for i, e in sentences.items() if e["split"] == "dev" and all(v in e["texts"] for v in langs)
-    )
+    ids = sorted(i for i, e in sentences.items() if all(v in e["texts"] for v in langs))
     runs = [ids[k : k + per_doc] for k in range(0, len(ids) - per_doc + 1, per_doc)]
     runs = [r for r in runs if r[-1] - r[0] == per_doc - 1][:n_docs]  # consecutive: one source article
     if len(runs) < n_docs:
-        raise WikimixError(f"SIB-200 dev has only {len(runs)} runs of {per_doc} consecutive sentences")
+        raise WikimixError(f"SIB-200 has only {len(runs)} runs of {per_doc} consecutive sentences")
     joiner = {v: "" if v.endswith(("_Jpan", "_Hans", "_Hant")) else " " for v in langs}
     passages = {v: [joiner[v].join(sentences[i]["texts"][v] for i in run) for run in runs] for v in langs}
     return passages, {v: [e["texts"][v] for e in sentences.values() if v in e["texts"]] for v in langs}
