@@ -116,7 +116,9 @@ def multilingual(args) -> None:
             per_doc.append(rel)
         relative[v] = per_doc
         counts = Counter(t[a:b].casefold() for t in corpus[v] for a, b in tokenize(t))
-        frequent = {w for w, _ in Counter({w: c for w, c in counts.items() if w.isalnum()}).most_common(30)}
+        # Words, not punctuation: any letter or digit (str.isalnum is False for "आहे": vowel signs are marks).
+        words = Counter({w: c for w, c in counts.items() if any(ch.isalnum() for ch in w)})
+        frequent = {w for w, _ in words.most_common(30)}
         overall = sum(w in frequent for w in tokens) / len(tokens)
         early = sum(w in frequent for w in first_quarter) / len(first_quarter)
         enrichments[v] = early / overall if overall else 0.0
