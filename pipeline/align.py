@@ -454,13 +454,13 @@ def shard_of(concept: str, world_size: int) -> int:
 
 
 def align_version(
-    wiki_ref, writer, rank: int = 0, world_size: int = 1, cfg: AlignConfig | None = None
+    wiki_ref, writer, rank: int = 0, world_size: int = 1, cfg: AlignConfig | None = None, encoder=None
 ) -> dict:
     """Align every concept of a wiki version that this rank owns; write alignments shard `rank`.
 
     `wiki_ref` is a committed version holding `sections` (and `pages` for the langlinks); `writer` a
     VersionWriter of the alignment dataset. A shard already written is skipped (resume). Returns a small
-    JSON-able report with the shard path.
+    JSON-able report with the shard path. `encoder` adds the embedding margin as evidence (align_concept).
     """
     import polars as pl
 
@@ -480,7 +480,7 @@ def align_version(
     rows: list[dict] = []
     report = Counter()
     for _, group in frame.group_by(["concept"], maintain_order=True):
-        out = align_concept(group.to_dicts(), index, cfg)
+        out = align_concept(group.to_dicts(), index, cfg, encoder)
         rows += out
         report["concepts"] += 1
         for r in out:
@@ -497,9 +497,17 @@ def dataset_name(source: str, kind: str) -> str:
 
 
 def run_align(
-    wiki_ref, root=None, dataset: str | None = None, num_shards: int = 1, cfg: AlignConfig | None = None
+    wiki_ref,
+    root=None,
+    dataset: str | None = None,
+    num_shards: int = 1,
+    cfg: AlignConfig | None = None,
+    encoder=None,
 ):
-    """Align a whole wiki version in `num_shards` shards (one after another) and commit. (ref, reports)."""
+    """Align a whole wiki version in `num_shards` shards (one after another) and commit. (ref, reports).
+
+    With an `encoder` (pipeline.encoder.Encoder) the embedding margin joins the anchors; its name and
+    weights hash go into the version's params."""
     from storage.store import VersionWriter
     from wikimix.guards import require_rows
 
@@ -507,10 +515,17 @@ def run_align(
     writer = VersionWriter(
         root if root is not None else wiki_ref.root,
         dataset or dataset_name(wiki_ref.dataset, "align"),
-        params={"step": "align", "wiki": str(wiki_ref), "num_shards": num_shards, **cfg.__dict__},
+        params={
+            "step": "align",
+            "wiki": str(wiki_ref),
+            "num_shards": num_shards,
+            **cfg.__dict__,
+            "encoder": encoder.name if encoder else "",
+            "encoder_hash": encoder.hash if encoder else "",
+        },
         parents=[wiki_ref],
     )
-    reports = [align_version(wiki_ref, writer, rank, num_shards, cfg) for rank in range(num_shards)]
+    reports = [align_version(wiki_ref, writer, rank, num_shards, cfg, encoder) for rank in range(num_shards)]
     n = wiki_ref.num_rows("sections")
     why = f"{wiki_ref} has {n} section row(s)" + (", none with a concept" if n else "")
     require_rows(writer, "alignments", "align", why)

@@ -243,3 +243,16 @@ def test_align_version_shards_by_concept_and_resumes(data_root: Path) -> None:
     )
     with pytest.raises(WikimixError, match="out of range"):
         align_version(wiki, writer, 3, 2)
+
+
+def test_run_align_with_an_encoder_records_it(data_root: Path) -> None:
+    from pipeline.encoder import Encoder, EncoderConfig
+
+    wiki = write_version(data_root, "e-wiki", {"sections": UK + VI + JA})
+    encoder = Encoder(EncoderConfig(threads=2))
+    ref, _ = run_align(wiki, cfg=AlignConfig(), encoder=encoder)
+    params = ref.manifest()["params"]
+    assert params["encoder"] == encoder.name and params["encoder_hash"] == encoder.hash
+    rows = ref.read("alignments").to_pylist()
+    paragraphs = [json.loads(r["evidence"]) for r in rows if r["unit"] == "paragraph" and r["key_b"]]
+    assert paragraphs and all("margin" in e and "cos" in e for e in paragraphs if e["method"] != "transitive")
