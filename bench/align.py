@@ -71,6 +71,13 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pool", action="store_true", help="align all paragraphs as one concept")
     parser.add_argument("--articles", type=int, default=0, help="use only the first N articles (0: all)")
+    parser.add_argument(
+        "--encoder-backend",
+        default="e5",
+        choices=["e5", "minilm", "none"],
+        help="embedding evidence (none: anchors only)",
+    )
+    parser.add_argument("--threads", type=int, default=2, help="encoder threads")
     args = parser.parse_args(argv)
     langs = [x.strip() for x in args.langs.split(",") if x.strip()]
     if len(langs) < 2:
@@ -81,6 +88,11 @@ def main(argv: list[str] | None = None) -> float:
         n_articles = min(n_articles, args.articles)
     rng = random.Random(args.seed)
     cfg = AlignConfig(use_position=False)
+    encoder = None
+    if args.encoder_backend != "none":
+        from pipeline.encoder import Encoder, EncoderConfig
+
+        encoder = Encoder(EncoderConfig(backend=args.encoder_backend, threads=args.threads))
 
     # Shuffle and drop per (article, language); remember the true paragraph index of every kept unit.
     groups: dict[str, list[dict]] = {}
@@ -106,7 +118,7 @@ def main(argv: list[str] | None = None) -> float:
     }
     method_of: dict[tuple[str, str], str] = {}
     for rows in groups.values():
-        for r in align_concept(rows, cfg=cfg):
+        for r in align_concept(rows, cfg=cfg, encoder=encoder):
             if r["unit"] == "paragraph" and r["key_b"]:
                 method_of[(r["key_a"], r["key_b"])] = method_of[(r["key_b"], r["key_a"])] = json.loads(
                     r["evidence"]
@@ -141,7 +153,10 @@ def main(argv: list[str] | None = None) -> float:
         "precision by method: "
         + ", ".join(f"{m}={sum(v) / len(v):.3f} (n={len(v)})" for m, v in sorted(by_method.items()))
     )
-    print(f"articles={n_articles} drop={args.drop} pool={args.pool} seconds={seconds:.1f}")
+    print(
+        f"articles={n_articles} drop={args.drop} pool={args.pool} seconds={seconds:.1f}"
+        f" encoder={encoder.name if encoder else 'none'}"
+    )
     print(f"align_f1={macro:.4f}")
     return macro
 

@@ -10,6 +10,17 @@ by side (bound, loo, greedy; then loo, greedy, bound; ...) and the best wall and
 kept, so contention from other work on a shared machine hits every side alike. Greedy and stat run on
 the same documents. Prints tokens/s per ranker, greedy's cost relative to loo (wall and CPU), and last
 `loo_vs_encoder_bound=<bound seconds / loo seconds>` (target >= 0.8; greedy target <= 3x loo).
+
+    .venv/bin/python bench/significance.py --multilingual --sib200 ../shared/corpus/sib200
+
+--multilingual: does the order mean something in every language? The same `--n-docs` SIB-200
+passages (`--per-doc` consecutive sentences) in English and the five dump languages (hy, ja, mr, uk, vi)
+are ranked by loo. Per language: the enrichment of its 30 most frequent word types (case-folded) among the
+first quarter removed (share there / share overall; > 1 = frequent, function-like words go first);
+the 30 types are counted over all 1,004 SIB-200 sentences of the language. Across
+translations: anchors are tokens written identically in the English passage and its translation (numbers,
+Latin-script names); the Spearman correlation of their relative removal ranks (rank / tokens) in English
+and in the other language, per language and pooled. Last line `min_enrichment=<lowest over languages>`.
 """
 
 from __future__ import annotations
@@ -19,20 +30,22 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.encoder import Encoder, EncoderConfig  # noqa: E402
+from pipeline.encoder import BACKENDS, DEFAULT_BACKEND, Encoder, EncoderConfig  # noqa: E402
 from pipeline.significance import GreedyRanker, LooRanker, RankerConfig, StatRanker, tokenize  # noqa: E402
 from wikimix.errors import WikimixError, run_or_exit  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("WIKIMIX_SHARED", REPO.parent / "shared"))
 
 
 def xquad_paragraphs(langs: list[str], n_docs: int) -> list[str]:
     """n_docs XQuAD paragraphs, taking languages in turn (paragraph k in language k % len(langs))."""
-    shared = Path(os.environ.get("WIKIMIX_SHARED", REPO.parent / "shared"))
+    shared = SHARED
     per_lang = {}
     for lang in langs:
         path = shared / "corpus" / "xquad" / f"xquad.{lang}.json"
@@ -57,6 +70,79 @@ def stored_documents(spec: str, root: str | None, n_docs: int) -> list[str]:
     return texts[:n_docs]
 
 
+MULTILINGUAL = ["eng_Latn", "hye_Armn", "jpn_Jpan", "mar_Deva", "ukr_Cyrl", "vie_Latn"]
+
+
+def sib200_passages(
+    directory: str, langs: list[str], n_docs: int, per_doc: int
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """n_docs passages of per_doc consecutive sentences (the same index_ids in every language), and
+    every SIB-200 sentence of each language (to count its most frequent word types on)."""
+    from pipeline.sib200 import load_sib200
+
+    sentences = load_sib200(directory, langs)
+    ids = sorted(i for i, e in sentences.items() if all(v in e["texts"] for v in langs))
+    runs = [ids[k : k + per_doc] for k in range(0, len(ids) - per_doc + 1, per_doc)]
+    runs = [r for r in runs if r[-1] - r[0] == per_doc - 1][:n_docs]  # consecutive: one source article
+    if len(runs) < n_docs:
+        raise WikimixError(f"SIB-200 has only {len(runs)} runs of {per_doc} consecutive sentences")
+    joiner = {v: "" if v.endswith(("_Jpan", "_Hans", "_Hant")) else " " for v in langs}
+    passages = {v: [joiner[v].join(sentences[i]["texts"][v] for i in run) for run in runs] for v in langs}
+    return passages, {v: [e["texts"][v] for e in sentences.values() if v in e["texts"]] for v in langs}
+
+
+def multilingual(args) -> None:
+    from scipy.stats import spearmanr
+
+    encoder = Encoder(EncoderConfig(backend=args.backend, path=args.encoder, threads=args.threads))
+    passages, corpus = sib200_passages(args.sib200, MULTILINGUAL, args.n_docs, args.per_doc)
+    loo = LooRanker(encoder, RankerConfig(window_wordpieces=args.window))
+    print(f"encoder={encoder.name} hash={encoder.hash} passages={args.n_docs}x{args.per_doc} sentences")
+    t0 = time.perf_counter()
+    ranked = {v: loo.rank(texts) for v, texts in passages.items()}
+    print(f"loo seconds={time.perf_counter() - t0:.0f}")
+    relative: dict[str, list[dict[str, list[float]]]] = {}  # per language, per passage: token -> rel ranks
+    enrichments = {}
+    for v, texts in passages.items():
+        tokens, first_quarter, per_doc = [], [], []
+        for text, spans in zip(texts, ranked[v], strict=True):
+            words = [text[s["start"] : s["end"]].casefold() for s in spans]
+            quarter = max(1, len(spans) // 4)
+            tokens += words
+            first_quarter += [w for w, s in zip(words, spans, strict=True) if s["removal_rank"] < quarter]
+            rel: dict[str, list[float]] = {}
+            for w, s in zip(words, spans, strict=True):
+                rel.setdefault(w, []).append(s["removal_rank"] / max(1, len(spans) - 1))
+            per_doc.append(rel)
+        relative[v] = per_doc
+        counts = Counter(t[a:b].casefold() for t in corpus[v] for a, b in tokenize(t))
+        # Words, not punctuation: any letter or digit (str.isalnum is False for "आहे": vowel signs are marks).
+        words = Counter({w: c for w, c in counts.items() if any(ch.isalnum() for ch in w)})
+        frequent = {w for w, _ in words.most_common(30)}
+        overall = sum(w in frequent for w in tokens) / len(tokens)
+        early = sum(w in frequent for w in first_quarter) / len(first_quarter)
+        enrichments[v] = early / overall if overall else 0.0
+        print(
+            f"{v}\ttokens={len(tokens)}\tfrequent30_share={overall:.3f}\tfirst_quarter_share={early:.3f}"
+            f"\tenrichment={enrichments[v]:.2f}"
+        )
+    pooled_en, pooled_xx = [], []
+    for v in MULTILINGUAL[1:]:
+        en_ranks, xx_ranks = [], []
+        for en_doc, xx_doc in zip(relative[MULTILINGUAL[0]], relative[v], strict=True):
+            for w in en_doc.keys() & xx_doc.keys():
+                if len(en_doc[w]) == 1 and len(xx_doc[w]) == 1 and any(c.isalnum() for c in w):
+                    en_ranks.append(en_doc[w][0])
+                    xx_ranks.append(xx_doc[w][0])
+        pooled_en += en_ranks
+        pooled_xx += xx_ranks
+        rho = spearmanr(en_ranks, xx_ranks).statistic if len(en_ranks) > 2 else float("nan")
+        print(f"anchors eng_Latn~{v}: n={len(en_ranks)} spearman={rho:.3f}")
+    rho = spearmanr(pooled_en, pooled_xx).statistic
+    print(f"anchor_rank_spearman={rho:.3f} (pooled, n={len(pooled_en)})")
+    print(f"min_enrichment={min(enrichments.values()):.2f}")
+
+
 def timed(fn) -> tuple[float, float]:
     """(wall seconds, CPU seconds of this process) of one call."""
     w0, c0 = time.perf_counter(), time.process_time()
@@ -75,14 +161,29 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=RankerConfig.window_wordpieces, help="window wordpieces")
     ap.add_argument("--greedy-fraction", type=float, default=RankerConfig.greedy_fraction)
     ap.add_argument("--repeats", type=int, default=3, help="alternating bound/loo timings; best of each")
-    ap.add_argument("--encoder", help="local sentence-transformers model dir (default: packaged MiniLM)")
+    ap.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS, help="encoder backend")
+    ap.add_argument("--encoder", help="model for the backend (default: the packaged one)")
+    ap.add_argument("--multilingual", action="store_true", help="per-language checks on SIB-200 (see above)")
+    ap.add_argument(
+        "--sib200", default=str(SHARED / "corpus" / "sib200"), help="SIB-200 dir (--multilingual)"
+    )
+    ap.add_argument("--per-doc", type=int, default=3, help="sentences per SIB-200 passage (--multilingual)")
     args = ap.parse_args()
+    if args.n_docs < 1:
+        raise WikimixError(f"--n-docs must be >= 1, got {args.n_docs}")
+    if args.multilingual:
+        multilingual(args)
+        return
 
     if args.docs:
         texts = stored_documents(args.docs, args.root, args.n_docs)
     else:
         texts = xquad_paragraphs(args.langs.split(","), args.n_docs)
-    encoder = Encoder(EncoderConfig(path=args.encoder, batch_size=args.batch_size, threads=args.threads))
+    encoder = Encoder(
+        EncoderConfig(
+            backend=args.backend, path=args.encoder, batch_size=args.batch_size, threads=args.threads
+        )
+    )
     config = RankerConfig(window_wordpieces=args.window, greedy_fraction=args.greedy_fraction)
     loo, greedy = LooRanker(encoder, config), GreedyRanker(encoder, config)
     n_tokens = sum(len(tokenize(t)) for t in texts)

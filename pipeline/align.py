@@ -23,46 +23,36 @@ Every pair of languages is aligned:
    also matches paragraphs that share no anchor;
 4. sentences of each aligned paragraph pair by a monotone dynamic programme (order survives
    translation); in comparable articles a sentence pair needs shared anchors.
+With an encoder, paragraphs and sections also carry embeddings: the ratio margin of a pair (bitext
+mining) joins the anchors in every paragraph and section score, and a pair whose margin does not stand
+out from its neighbours (< 1) is not matched on digits or shape alone; rows record margin and cosine.
 Units with no counterpart in any language are kept as rows with an empty side b and score 0, with the
-reason in the evidence. bench/align.py measures this on XQuAD (macro F1 0.96, shuffled, 20% dropped).
-
-Key of a unit: 'wiki:page_id:rev_id:section[:paragraph[:sentence]]'.
+reason in the evidence. bench/align.py measures this on XQuAD (shuffled, 20% dropped; BENCHMARKS.md).
+Evidence lives in pipeline.align_evidence, units in pipeline.align_units.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import math
-import re
-import unicodedata
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from pipeline.concepts import normalize_title
-from pipeline.sections import numbers_in
-from pipeline.sentences import split_sentences
-from wikimix.errors import WikimixError
-
-EVIDENCE_DAMPING = 0.5  # idf mass at which one kind's overlap counts half: one shared digit is thin evidence
-LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f][A-Za-z\u00c0-\u024f'\-]+")
-WORD = re.compile(r"[^\W\d_][^\W\d_'’\-]*")
-PHONETIC_DIGRAPHS = (
-    ("sh", "s"),
-    ("ch", "k"),
-    ("kh", "h"),
-    ("gh", "g"),
-    ("ph", "f"),
-    ("th", "t"),
-    ("ts", "s"),
+from pipeline.align_evidence import (
+    LinkIndex,
+    anchor_overlap,
+    idf_weights,
+    kind_weights,
+    length_score,
+    margin_matrix,
 )
-PHONETIC_LETTERS = str.maketrans({"w": "v", "c": "k", "q": "k", "x": "k", "z": "s", "j": "j"})
+from pipeline.align_units import Article, Unit, build_article, embed_units
+from wikimix.errors import WikimixError
 
 
 @dataclass
@@ -77,287 +67,9 @@ class AlignConfig:
     max_anchors_in_evidence: int = 8
     parallel_spread: float = 0.25  # articles whose matched pairs' log length ratios spread less are parallel
     min_parallel_score: float = 0.26  # parallel articles: anchor + shape score a paragraph pair needs
-
-
-# --------------------------------------------------------------------------------------------- anchors
-
-
-@dataclass
-class LinkIndex:
-    """(lang, title) -> concept, from pages and their langlinks; links to the same concept match."""
-
-    concept_of: dict[tuple[str, str], str] = field(default_factory=dict)
-
-    @classmethod
-    def from_pages(cls, pages: Iterable[dict]) -> LinkIndex:
-        index = cls()
-        for page in pages:
-            concept = page.get("concept") or f"{page['lang']}:{normalize_title(page['title'])}"
-            index.add(page["lang"], page["title"], concept)
-            for link in page.get("langlinks") or []:
-                index.add(link["lang"], link["title"], concept)
-        return index
-
-    def add(self, lang: str, title: str, concept: str) -> None:
-        self.concept_of.setdefault((lang, normalize_title(title)), concept)
-
-    def anchor(self, lang: str, title: str) -> str:
-        title = normalize_title(title)
-        concept = self.concept_of.get((lang, title))
-        return f"c:{concept}" if concept else f"t:{_fold(title)}"
-
-
-def _fold(s: str) -> str:
-    """Case- and accent-insensitive form (names keep their letters across languages: 'Gambäck'='Gamback')."""
-    decomposed = unicodedata.normalize("NFKD", s.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-
-
-@functools.lru_cache(maxsize=200_000)
-def phonetic_key(word: str) -> str:
-    """Consonant skeleton of a word transliterated to Latin: 'Warsaw', 'Варшава' -> 'vrsv';
-    'Matlin', 'ماتلين' -> 'mtln'. Names written in different scripts meet here."""
-    from anyascii import anyascii
-
-    s = _fold(anyascii(word))
-    for a, b in PHONETIC_DIGRAPHS:
-        s = s.replace(a, b)
-    s = re.sub(r"[^a-z]", "", s.translate(PHONETIC_LETTERS))
-    s = re.sub(r"[aeiouyh]", "", s)
-    return re.sub(r"(.)\1+", r"\1", s)
-
-
-def _script_has_case(word: str) -> bool:
-    first = word[0]
-    return first.lower() != first.upper()
-
-
-def _is_han(word: str) -> bool:
-    return any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in word)
-
-
-def _stem(word: str) -> str:
-    """Drop a possessive or plural s ("Tesla's", "Teslas" -> "tesla"): names inflect so across languages."""
-    word = word.removesuffix("'s").removesuffix("’s")
-    return word[:-1] if len(word) > 4 and word.endswith("s") else word
-
-
-def _mostly_latin(text: str) -> bool:
-    letters = [ch for ch in text[:2000] if ch.isalpha()]
-    latin = sum(1 for ch in letters if ch.isascii() or "\u00c0" <= ch <= "\u024f")
-    return bool(letters) and latin / len(letters) > 0.5
-
-
-def text_anchors(text: str, latin_text: bool | None = None) -> Counter[str]:
-    """Language-independent anchors found in a text: numbers and Latin-script names.
-
-    In Latin-script text only capitalised words that do not start a sentence count (names); in other
-    scripts every Latin word does (it is a name, a code or a borrowed term).
-    """
-    if latin_text is None:
-        latin_text = _mostly_latin(text)
-    # Digits only: '2,850' (en), '2.850' (de) and '2850' (ja) are one anchor whichever separator
-    # convention the language uses for thousands or decimals.
-    anchors: Counter[str] = Counter(f"n:{re.sub(r'[^0-9]', '', n)}" for n in numbers_in(text))
-    for m in WORD.finditer(text):
-        word = m.group()
-        latin = bool(LATIN_WORD.fullmatch(word))
-        cased = _script_has_case(word)
-        if cased:
-            # A capitalised word that does not start a sentence is a name (in any cased script).
-            k = m.start() - 1
-            while k >= 0 and text[k] in " \t":
-                k -= 1
-            is_name = word[0].isupper() and k >= 0 and text[k] not in ".!?:;\n\"'«“。"
-        else:
-            is_name = not _is_han(word)  # caseless scripts (Arabic, Devanagari, kana): any word may be
-        if latin and (is_name or not latin_text) and len(word) >= 2:
-            anchors[f"w:{_stem(_fold(word))}"] += 1
-        if is_name or (latin and not latin_text):
-            key = phonetic_key(word)
-            if len(key) >= 3:
-                anchors[f"p:{key}"] += 1
-    return anchors
-
-
-def link_anchors(links: Iterable[str], lang: str, index: LinkIndex) -> Counter[str]:
-    return Counter(index.anchor(lang, t) for t in links if t)
-
-
-def _links_in_sentence(sentence: str, links: Iterable[str]) -> list[str]:
-    """Link targets of a paragraph that appear in one of its sentences (prefix match allows inflection)."""
-    low = sentence.casefold()
-    out = []
-    for t in links:
-        stem = t.casefold()[: max(4, len(t) - 3)]
-        if stem and stem in low:
-            out.append(t)
-    return out
-
-
-# ------------------------------------------------------------------------------------------------ units
-
-
-@dataclass
-class Unit:
-    key: str
-    lang: str
-    text: str
-    anchors: Counter[str]
-    pos: float  # relative position of the unit's start in its parent, 0..1
-    length: int  # characters
-    section_idx: int = 0
-    paragraph_idx: int = -1
-    sentence_idx: int = -1
-    children: list[Unit] = field(default_factory=list)
-    apos: float = 0.0  # relative position of the unit's start in the whole article, 0..1
-
-
-@dataclass
-class Article:
-    """One language's page of a concept, as units: sections with paragraphs with sentences."""
-
-    lang: str
-    wiki: str
-    page_id: int
-    rev_id: int
-    sections: list[Unit]
-    empty: list[tuple[str, str]]  # (unit level, key) of sections / paragraphs that hold no text
-
-
-def unit_key(wiki: str, page_id: int, rev_id: int, *idx: int) -> str:
-    return ":".join([wiki, str(page_id), str(rev_id), *map(str, idx)])
-
-
-def build_article(rows: list[dict], index: LinkIndex) -> Article:
-    """Units of one page from its `sections` rows (any order)."""
-    rows = sorted(rows, key=lambda r: (r["section_idx"], r["paragraph_idx"]))
-    first = rows[0]
-    wiki, page_id, rev_id, lang = first["wiki"], int(first["page_id"]), int(first["rev_id"]), first["lang"]
-    latin = _mostly_latin(" ".join((r.get("text") or "")[:200] for r in rows[:20]))
-    by_section: dict[int, list[dict]] = defaultdict(list)
-    for r in rows:
-        by_section[int(r["section_idx"])].append(r)
-    empty: list[tuple[str, str]] = []
-    total = sum(len(r.get("text") or "") for r in rows) or 1
-    done = 0
-    sections: list[Unit] = []
-    for s_idx in sorted(by_section):
-        s_rows = by_section[s_idx]
-        s_len = sum(len(r.get("text") or "") for r in s_rows)
-        heading = s_rows[0].get("heading") or ""
-        section = Unit(
-            key=unit_key(wiki, page_id, rev_id, s_idx),
-            lang=lang,
-            text=heading,
-            anchors=text_anchors(heading, latin),
-            pos=done / total,
-            length=s_len,
-            section_idx=s_idx,
-        )
-        p_done = 0
-        for r in s_rows:
-            text = r.get("text") or ""
-            p_idx = int(r["paragraph_idx"])
-            p_key = unit_key(wiki, page_id, rev_id, s_idx, p_idx)
-            if not text.strip():
-                empty.append(("paragraph", p_key))
-                continue
-            links = list(r.get("links") or [])
-            paragraph = Unit(
-                key=p_key,
-                lang=lang,
-                text=text,
-                anchors=link_anchors(links, lang, index),
-                pos=p_done / (s_len or 1),
-                length=len(text),
-                section_idx=s_idx,
-                paragraph_idx=p_idx,
-                apos=(done + p_done) / total,
-            )
-            for k, (a, b) in enumerate(split_sentences(text, lang)):
-                sent = text[a:b]
-                found = text_anchors(sent, latin)
-                paragraph.anchors.update(found)  # a paragraph's text anchors are its sentences'
-                paragraph.children.append(
-                    Unit(
-                        key=unit_key(wiki, page_id, rev_id, s_idx, p_idx, k),
-                        lang=lang,
-                        text=sent,
-                        anchors=found + link_anchors(_links_in_sentence(sent, links), lang, index),
-                        pos=a / len(text),
-                        length=b - a,
-                        section_idx=s_idx,
-                        paragraph_idx=p_idx,
-                        sentence_idx=k,
-                    )
-                )
-            section.children.append(paragraph)
-            section.anchors += paragraph.anchors
-            p_done += len(text)
-        done += s_len
-        if section.children:
-            sections.append(section)
-        else:
-            empty.append(("section", section.key))
-    return Article(lang, wiki, page_id, rev_id, sections, empty)
-
-
-# ---------------------------------------------------------------------------------------------- scoring
-
-
-def _idf(units: list[Unit]) -> dict[str, float]:
-    df: Counter[str] = Counter()
-    for u in units:
-        df.update(set(u.anchors))
-    n = len(units)
-    return {a: math.log(1.0 + n / c) for a, c in df.items()}
-
-
-def _kind_weights(anchors: Counter[str], idf: dict[str, float]) -> dict[str, float]:
-    out: dict[str, float] = defaultdict(float)
-    for x, c in anchors.items():
-        out[x[0]] += c * idf.get(x, 1.0)
-    return out
-
-
-def _dice(
-    a: Counter[str],
-    b: Counter[str],
-    idf: dict[str, float],
-    kinds_a: dict[str, float] | None = None,
-    kinds_b: dict[str, float] | None = None,
-) -> tuple[float, list[str]]:
-    """IDF-weighted anchor overlap, averaged over the anchor kinds (number, word, phonetic, link) both
-    sides have.
-
-    Kinds are compared apart so that a side that cannot express a kind (no Latin words in Arabic text)
-    is not penalised for lacking it. Per kind: the shared weight over the smaller side's weight (the
-    overlap coefficient: a short paragraph is not penalised for its long counterpart), damped when the
-    shared evidence is thin.
-    """
-    if not a or not b:
-        return 0.0, []
-    shared = a.keys() & b.keys()
-    if not shared:
-        return 0.0, []
-    kinds_a = kinds_a if kinds_a is not None else _kind_weights(a, idf)
-    kinds_b = kinds_b if kinds_b is not None else _kind_weights(b, idf)
-    kinds = kinds_a.keys() & kinds_b.keys()
-    common: dict[str, float] = defaultdict(float)
-    for x in shared:
-        common[x[0]] += min(a[x], b[x]) * idf.get(x, 1.0)
-    total = sum(
-        common[k] / min(kinds_a[k], kinds_b[k]) * common[k] / (common[k] + EVIDENCE_DAMPING) for k in common
-    )
-    ranked = sorted(shared, key=lambda x: (-idf.get(x, 1.0), x))
-    return total / len(kinds), ranked
-
-
-def _length_score(len_a: int, len_b: int, expected_ratio: float) -> float:
-    if len_a <= 0 or len_b <= 0:
-        return 0.0
-    return math.exp(-abs(math.log((len_b / len_a) / expected_ratio)))
+    embedding_weight: float = 0.5  # share of a pair's evidence from the embedding margin (with an encoder)
+    margin_span: float = 0.15  # margin 1 (no better than the neighbours) -> 0, margin 1 + span -> full
+    embed_sentences: int = 2  # leading sentences of a paragraph the encoder reads (cost vs evidence)
 
 
 @dataclass
@@ -369,41 +81,71 @@ class Pair:
 
 
 def _score(
-    a: Unit, b: Unit, idf: dict[str, float], ratio: float, cfg: AlignConfig, kinds_a=None, kinds_b=None
+    a: Unit,
+    b: Unit,
+    idf: dict[str, float],
+    ratio: float,
+    cfg: AlignConfig,
+    kinds_a=None,
+    kinds_b=None,
+    margin: tuple[float, float] | None = None,
 ) -> tuple[float, dict]:
-    dice, shared = _dice(a.anchors, b.anchors, idf, kinds_a, kinds_b)
-    length = _length_score(a.length, b.length, ratio)
+    """A pair's score and evidence: anchor overlap, blended with the embedding margin when there is one
+    ((margin, cosine) of the pair), scaled by the length fit and (optionally) the position gap."""
+    dice, shared = anchor_overlap(a.anchors, b.anchors, idf, kinds_a, kinds_b)
+    length = length_score(a.length, b.length, ratio)
     pos_gap = abs(a.pos - b.pos)
-    score = dice * (1 - cfg.length_weight * (1 - length))
-    if cfg.use_position:
-        score *= 1 - cfg.position_weight * pos_gap
+    similarity = dice
     evidence = {
         "anchors": shared[: cfg.max_anchors_in_evidence],
         "dice": round(dice, 4),
         "length": round(length, 4),
         "pos": [round(a.pos, 4), round(b.pos, 4)],
     }
+    if margin is not None:
+        embedded = min(1.0, max(0.0, (margin[0] - 1.0) / cfg.margin_span))
+        similarity = (1 - cfg.embedding_weight) * dice + cfg.embedding_weight * embedded
+        evidence.update(margin=round(margin[0], 4), cos=round(margin[1], 4))
+    score = similarity * (1 - cfg.length_weight * (1 - length))
+    if cfg.use_position:
+        score *= 1 - cfg.position_weight * pos_gap
     return score, evidence
+
+
+def _margins(units_a: list[Unit], units_b: list[Unit]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(ratio margins, cosines) between two unit lists when every unit has an embedding."""
+    if not units_a or not units_b or any(u.emb is None for u in units_a + units_b):
+        return None
+    return margin_matrix(np.stack([u.emb for u in units_a]), np.stack([u.emb for u in units_b]))
 
 
 def _assign(units_a: list[Unit], units_b: list[Unit], cfg: AlignConfig, method: str) -> list[Pair]:
     """One-to-one matching maximising the total score; pairs below cfg.min_score are dropped."""
     if not units_a or not units_b:
         return []
-    idf = _idf(units_a + units_b)
+    idf = idf_weights([u.anchors for u in units_a + units_b])
     ratio = (sum(u.length for u in units_b) or 1) / (sum(u.length for u in units_a) or 1)
     scores = np.zeros((len(units_a), len(units_b)))
     evidence: dict[tuple[int, int], dict] = {}
-    kinds_a = [_kind_weights(u.anchors, idf) for u in units_a]
-    kinds_b = [_kind_weights(u.anchors, idf) for u in units_b]
+    kinds_a = [kind_weights(u.anchors, idf) for u in units_a]
+    kinds_b = [kind_weights(u.anchors, idf) for u in units_b]
     holders: dict[str, list[int]] = defaultdict(list)  # anchor -> units of side b that have it
     for j, b in enumerate(units_b):
         for x in b.anchors:
             holders[x].append(j)
+    margins = _margins(units_a, units_b)
     for i, a in enumerate(units_a):
-        # Only pairs that share an anchor can score above 0: skip the rest of the matrix.
-        for j in sorted({j for x in a.anchors for j in holders.get(x, ())}):
-            scores[i, j], evidence[i, j] = _score(a, units_b[j], idf, ratio, cfg, kinds_a[i], kinds_b[j])
+        # Without embeddings only pairs that share an anchor can score above 0: skip the rest.
+        candidates = (
+            range(len(units_b)) if margins else sorted({j for x in a.anchors for j in holders.get(x, ())})
+        )
+        for j in candidates:
+            margin = (float(margins[0][i, j]), float(margins[1][i, j])) if margins else None
+            scores[i, j], evidence[i, j] = _score(
+                a, units_b[j], idf, ratio, cfg, kinds_a[i], kinds_b[j], margin
+            )
+            if margin is not None and margin[0] < 1.0:
+                scores[i, j] = 0.0  # no better than its neighbours: shared digits alone must not pair it
     rows, cols = linear_sum_assignment(-scores)
     return [
         Pair(units_a[i], units_b[j], float(scores[i, j]), {**evidence[i, j], "method": method})
@@ -460,15 +202,20 @@ def _reassign_parallel(art_a: Article, art_b: Article, matched: list[Pair], cfg:
         if logs
         else sum(u.length for u in units_b) / sum(u.length for u in units_a)
     )
-    idf = _idf(units_a + units_b)
+    idf = idf_weights([u.anchors for u in units_a + units_b])
     scores = np.zeros((len(units_a), len(units_b)))
     evidence = {}
+    margins = _margins(units_a, units_b)
+    no_position = AlignConfig(**{**cfg.__dict__, "use_position": False})
     for i, a in enumerate(units_a):
         for j, b in enumerate(units_b):
-            anchor, ev = _score(a, b, idf, ratio, AlignConfig(**{**cfg.__dict__, "use_position": False}))
-            shape = _length_score(a.length, b.length, ratio) * _shape(a, b, ratio)
+            margin = (float(margins[0][i, j]), float(margins[1][i, j])) if margins else None
+            anchor, ev = _score(a, b, idf, ratio, no_position, margin=margin)
+            shape = length_score(a.length, b.length, ratio) * _shape(a, b, ratio)
             pos = 1 - cfg.position_weight * abs(a.apos - b.apos) if cfg.use_position else 1.0
             scores[i, j] = (min(1.0, anchor / 0.5) * 0.5 + 0.5 * shape) * pos
+            if margin is not None and margin[0] < 1.0:
+                scores[i, j] = 0.0  # the meanings disagree: shape alone must not pair them
             evidence[i, j] = {
                 **ev,
                 "shape": round(shape, 4),
@@ -491,15 +238,15 @@ def _align_sentences(pa: Unit, pb: Unit, cfg: AlignConfig, parallel: bool = True
     sa, sb = pa.children, pb.children
     if not sa or not sb:
         return []
-    idf = _idf(sa + sb)
+    idf = idf_weights([u.anchors for u in sa + sb])
     ratio = (pb.length or 1) / (pa.length or 1)
     n, m = len(sa), len(sb)
     gain = np.zeros((n, m))
     evidence: dict[tuple[int, int], dict] = {}
     for i, a in enumerate(sa):
         for j, b in enumerate(sb):
-            dice, shared = _dice(a.anchors, b.anchors, idf)
-            length = _length_score(a.length, b.length, ratio)
+            dice, shared = anchor_overlap(a.anchors, b.anchors, idf)
+            length = length_score(a.length, b.length, ratio)
             pos = 1 - abs((a.pos + a.length / 2 / pa.length) - (b.pos + b.length / 2 / pb.length))
             if parallel:
                 score = 0.4 * dice + 0.3 * length + 0.3 * pos
@@ -626,9 +373,12 @@ def _unit_level(u: Unit) -> str:
 
 
 def align_concept(
-    rows: list[dict], index: LinkIndex | None = None, cfg: AlignConfig | None = None
+    rows: list[dict], index: LinkIndex | None = None, cfg: AlignConfig | None = None, encoder=None
 ) -> list[dict]:
     """`alignments` rows for one concept's `sections` rows (any languages, any order).
+
+    With an `encoder` (pipeline.encoder.Encoder), paragraphs and sections also carry embeddings and the
+    ratio margin joins the anchors as evidence; the evidence of each row records margin and cosine.
 
     Every pair of languages is aligned. Sections and paragraphs that match nothing in any language, and
     sentences of aligned paragraphs that match nothing, get a row with empty side b and a reason; so do
@@ -650,6 +400,8 @@ def align_concept(
         if best is None or size > best[0]:
             chosen[key[0]] = (size, key)
     articles = [build_article(by_page[key], index) for _, key in (chosen[lang] for lang in sorted(chosen))]
+    if encoder is not None and len(articles) > 1:
+        embed_units(articles, encoder, cfg.embed_sentences)
     out: list[dict] = []
     for art in articles:
         for level, key in art.empty:
@@ -702,13 +454,13 @@ def shard_of(concept: str, world_size: int) -> int:
 
 
 def align_version(
-    wiki_ref, writer, rank: int = 0, world_size: int = 1, cfg: AlignConfig | None = None
+    wiki_ref, writer, rank: int = 0, world_size: int = 1, cfg: AlignConfig | None = None, encoder=None
 ) -> dict:
     """Align every concept of a wiki version that this rank owns; write alignments shard `rank`.
 
     `wiki_ref` is a committed version holding `sections` (and `pages` for the langlinks); `writer` a
     VersionWriter of the alignment dataset. A shard already written is skipped (resume). Returns a small
-    JSON-able report with the shard path.
+    JSON-able report with the shard path. `encoder` adds the embedding margin as evidence (align_concept).
     """
     import polars as pl
 
@@ -728,7 +480,7 @@ def align_version(
     rows: list[dict] = []
     report = Counter()
     for _, group in frame.group_by(["concept"], maintain_order=True):
-        out = align_concept(group.to_dicts(), index, cfg)
+        out = align_concept(group.to_dicts(), index, cfg, encoder)
         rows += out
         report["concepts"] += 1
         for r in out:
@@ -745,9 +497,17 @@ def dataset_name(source: str, kind: str) -> str:
 
 
 def run_align(
-    wiki_ref, root=None, dataset: str | None = None, num_shards: int = 1, cfg: AlignConfig | None = None
+    wiki_ref,
+    root=None,
+    dataset: str | None = None,
+    num_shards: int = 1,
+    cfg: AlignConfig | None = None,
+    encoder=None,
 ):
-    """Align a whole wiki version in `num_shards` shards (one after another) and commit. (ref, reports)."""
+    """Align a whole wiki version in `num_shards` shards (one after another) and commit. (ref, reports).
+
+    With an `encoder` (pipeline.encoder.Encoder) the embedding margin joins the anchors; its name and
+    weights hash go into the version's params."""
     from storage.store import VersionWriter
     from wikimix.guards import require_rows
 
@@ -755,10 +515,17 @@ def run_align(
     writer = VersionWriter(
         root if root is not None else wiki_ref.root,
         dataset or dataset_name(wiki_ref.dataset, "align"),
-        params={"step": "align", "wiki": str(wiki_ref), "num_shards": num_shards, **cfg.__dict__},
+        params={
+            "step": "align",
+            "wiki": str(wiki_ref),
+            "num_shards": num_shards,
+            **cfg.__dict__,
+            "encoder": encoder.name if encoder else "",
+            "encoder_hash": encoder.hash if encoder else "",
+        },
         parents=[wiki_ref],
     )
-    reports = [align_version(wiki_ref, writer, rank, num_shards, cfg) for rank in range(num_shards)]
+    reports = [align_version(wiki_ref, writer, rank, num_shards, cfg, encoder) for rank in range(num_shards)]
     n = wiki_ref.num_rows("sections")
     why = f"{wiki_ref} has {n} section row(s)" + (", none with a concept" if n else "")
     require_rows(writer, "alignments", "align", why)

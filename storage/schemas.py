@@ -7,8 +7,9 @@ Keys (see ../shared/ARCHITECTURE.md):
   alignments   (concept, unit, lang_a, key_a, lang_b, key_b)
   documents    doc_id
   significance (doc_id, ranker)
+  lid          (doc_id, segment_idx)
 
-Derived signals (significance) live in their own attribute tables keyed by doc_id, never written back into
+Derived signals (significance, lid) live in their own attribute tables keyed by doc_id, never written back into
 `documents` (dolma's attributes). The schema fingerprint in a manifest covers names, types and nullability,
 not the docs, so rewording a doc does not invalidate stored data.
 """
@@ -189,6 +190,32 @@ SIGNIFICANCE = pa.schema(
     ]
 )
 
+LID = pa.schema(
+    [
+        _f("doc_id", pa.string(), "documents.doc_id this attribute row belongs to", nullable=False),
+        _f(
+            "segment_idx",
+            pa.int32(),
+            "index into documents.segments (0 = whole text when none)",
+            nullable=False,
+        ),
+        _f("start", pa.int32(), "character offset of the segment in documents.text"),
+        _f("end", pa.int32(), "character end offset (exclusive)"),
+        _f("intended", pa.string(), "ISO 639-3 of the segment's intended language (null if unknown)"),
+        _f("lang", pa.string(), "decided language, ISO 639-3 ('und' when no identifier is sure)"),
+        _f(
+            "match",
+            pa.string(),
+            "'exact' | 'macro' (same macrolanguage only) | 'none'; null without intended",
+        ),
+        _f("heliport", pa.string(), "heliport's label (ISO 639-3, or 'und' below its confidence threshold)"),
+        _f("heliport_score", pa.float32(), "heliport's confidence (higher is surer)"),
+        _f("lid176", pa.string(), "lid.176's label mapped to ISO 639-3: the second opinion"),
+        _f("lid176_prob", pa.float32(), "lid.176's probability of its label"),
+        _f("identifier", pa.string(), "identifier versions and decision rule that produced the row"),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "pages": PAGES,
     "sections": SECTIONS,
@@ -196,6 +223,7 @@ TABLES: dict[str, pa.Schema] = {
     "alignments": ALIGNMENTS,
     "documents": DOCUMENTS,
     "significance": SIGNIFICANCE,
+    "lid": LID,
 }
 
 

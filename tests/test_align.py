@@ -15,10 +15,9 @@ from pipeline.align import (
     align_concept,
     align_version,
     dataset_name,
-    phonetic_key,
     run_align,
-    text_anchors,
 )
+from pipeline.align_evidence import phonetic_key, text_anchors
 from storage.store import VersionWriter, write_version
 from wikimix.errors import WikimixError
 
@@ -178,13 +177,38 @@ def test_one_language_and_empty_units_are_recorded_not_dropped() -> None:
 
 
 def test_aligner_reaches_target_on_shuffled_xquad(shared_dir: Path, capsys: pytest.CaptureFixture) -> None:
-    f1 = bench_main(
-        ["--xquad", str(shared_dir / "corpus" / "xquad"), "--langs", "en,es,zh,ar", "--articles", "16"]
-    )
+    args = ["--xquad", str(shared_dir / "corpus" / "xquad"), "--langs", "en,es,zh,ar", "--articles", "16"]
+    f1 = bench_main([*args, "--encoder-backend", "none"])  # anchors alone (embeddings: the next test)
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1] == f"align_f1={f1:.4f}"
     assert "en-zh" in out and "zh-ar" in out
     assert f1 >= 0.9
+
+
+def test_embedding_margin_joins_the_evidence_and_is_recorded(shared_dir: Path) -> None:
+    import random
+
+    from bench.align import load_xquad, section_rows
+    from pipeline.encoder import Encoder, EncoderConfig
+
+    xquad = shared_dir / "corpus" / "xquad"
+    title, en = load_xquad(xquad, "en")[3]
+    _, zh = load_xquad(xquad, "zh")[3]
+    zh_order = list(enumerate(zh))
+    random.Random(1).shuffle(zh_order)
+    rows = section_rows("en", title, 1, list(enumerate(en))) + section_rows("zh", title, 2, zh_order[1:])
+    truth = {f"xquad-zh:2:1:0:{k}": j for k, (j, _) in enumerate(zh_order[1:])}
+    encoder = Encoder(EncoderConfig(threads=2))
+    out = align_concept(rows, cfg=AlignConfig(use_position=False), encoder=encoder)
+    pairs = [r for r in out if r["unit"] == "paragraph" and r["key_b"]]
+    assert len(pairs) == len(zh) - 1  # the dropped paragraph's English side stays unaligned
+    for r in pairs:
+        evidence = json.loads(r["evidence"])
+        en_idx = int(r["key_a"].rsplit(":", 1)[1])
+        assert truth[r["key_b"]] == en_idx, r
+        assert evidence["margin"] > 1.0 and -1.0 <= evidence["cos"] <= 1.0
+    dropped = zh_order[0][0]
+    assert any(r["key_a"].endswith(f":0:{dropped}") and r["key_b"] is None for r in out)
 
 
 def test_bench_rejects_bad_input(tmp_path: Path) -> None:
@@ -219,3 +243,16 @@ def test_align_version_shards_by_concept_and_resumes(data_root: Path) -> None:
     )
     with pytest.raises(WikimixError, match="out of range"):
         align_version(wiki, writer, 3, 2)
+
+
+def test_run_align_with_an_encoder_records_it(data_root: Path) -> None:
+    from pipeline.encoder import Encoder, EncoderConfig
+
+    wiki = write_version(data_root, "e-wiki", {"sections": UK + VI + JA})
+    encoder = Encoder(EncoderConfig(threads=2))
+    ref, _ = run_align(wiki, cfg=AlignConfig(), encoder=encoder)
+    params = ref.manifest()["params"]
+    assert params["encoder"] == encoder.name and params["encoder_hash"] == encoder.hash
+    rows = ref.read("alignments").to_pylist()
+    paragraphs = [json.loads(r["evidence"]) for r in rows if r["unit"] == "paragraph" and r["key_b"]]
+    assert paragraphs and all("margin" in e and "cos" in e for e in paragraphs if e["method"] != "transitive")

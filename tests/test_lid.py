@@ -89,3 +89,77 @@ def test_bad_model_path_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_
     bad.write_bytes(b"not a model")
     with pytest.raises(WikimixError, match="cannot load LID model"):
         lid.LanguageIdentifier(bad)
+
+
+def test_hardcoded_labels_are_the_models() -> None:
+    assert lid.model_labels() == lid.LID176_LABELS
+
+
+def test_heliport_primary_lid176_beside_it() -> None:
+    texts = [
+        "Фізика — природнича наука, яка досліджує загальні закономірності явищ природи.",
+        "الفيزياء هي العلم الذي يدرس المادة وحركتها عبر الزمان والمكان.",
+        "Hii ni sentensi ya Kiswahili kuhusu historia ya mji wa Mombasa na bandari yake.",
+        "",
+    ]
+    ids = lid.identify(texts)
+    assert [i.heliport for i in ids[:3]] == ["ukr", "ara", "swa"]  # heliport: macrolanguage for Arabic
+    assert [i.lid176 for i in ids[:3]] == ["ukr", "ara", "swa"]  # lid.176 labels mapped to ISO 639-3
+    assert [i.lang for i in ids] == ["ukr", "ara", "swa", "und"]
+    assert all(i.heliport_score > 0 and 0.5 < i.lid176_prob <= 1.0 for i in ids[:3])
+
+
+def test_lid_attribute_table_keyed_by_document_and_segment(data_root) -> None:
+    from storage.store import VersionWriter, open_version, write_version
+
+    uk = "Фізика — природнича наука, яка досліджує загальні закономірності явищ природи. "
+    ar = "الفيزياء هي العلم الذي يدرس المادة وحركتها عبر الزمان والمكان."
+    docs = [
+        {
+            "doc_id": "d0",
+            "text": uk + ar,
+            "segments": [
+                {"start": 0, "end": len(uk), "lang": "ukr_Cyrl"},
+                {"start": len(uk), "end": len(uk) + len(ar), "lang": "arb_Arab"},
+            ],
+        },
+        {
+            "doc_id": "d1",
+            "text": "This document has no segments at all, only English text.",
+            "segments": None,
+        },
+    ]
+    ref = write_version(data_root, "t-docs", {"documents": docs}, num_shards=2)
+    before = ref.read("documents").to_pylist()
+    writer = VersionWriter(data_root, "t-lid", "v1", parents=[ref])
+    lid.identify_version(ref, writer)
+    assert lid.identify_version(ref, writer)  # resume: every shard already there, nothing rewritten
+    out = writer.commit()
+    rows = sorted(out.read("lid").to_pylist(), key=lambda r: (r["doc_id"], r["segment_idx"]))
+    assert [(r["doc_id"], r["segment_idx"]) for r in rows] == [("d0", 0), ("d0", 1), ("d1", 0)]
+    assert [(r["intended"], r["lang"], r["match"]) for r in rows] == [
+        ("ukr", "ukr", "exact"),
+        ("arb", "ara", "macro"),  # the table says this one matched only at the macrolanguage
+        (None, "eng", None),
+    ]
+    assert rows[2]["start"] == 0 and rows[2]["end"] == len(docs[1]["text"])
+    assert rows[0]["identifier"] == lid.IDENTIFIER_VERSION and rows[1]["lid176"] == "ara"
+    assert open_version(data_root, "t-docs").read("documents").to_pylist() == before  # documents untouched
+
+
+def test_bench_lid_prints_per_variety_and_count(shared_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, "bench/lid.py", "--sib200", str(shared_dir / "corpus" / "sib200")]
+    out = subprocess.run(
+        [*cmd, "--langs", "arb_Arab,ukr_Cyrl,tzm_Tfng"], cwd=repo, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[-1] == "lid_varieties_ge_095=2/3"
+    arb = next(line.split("\t") for line in lines if line.startswith("arb_Arab"))
+    assert float(arb[2]) >= 0.95 and float(arb[4]) >= 0.95  # correct, at the macrolanguage level
+    bad = subprocess.run([*cmd, "--langs", "xxx_Latn"], cwd=repo, capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and bad.stderr.count("\n") == 1

