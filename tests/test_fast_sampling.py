@@ -18,12 +18,7 @@ MASK = TOK.special.mask_id
 VARIANTS = ("mdlm", "llada-byte")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(name: str):

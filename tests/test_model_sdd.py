@@ -34,14 +34,7 @@ from training.sdd_diagnostics import (
 from training.variant import Batch
 from wikimix.errors import ConfigError
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # these models are tiny: on the shared 2-core machine a second thread costs more than it gives
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(**over) -> Config:

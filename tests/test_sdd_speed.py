@@ -15,13 +15,7 @@ from training.models import load_variant, make_config
 from training.models.sdd import SDD, Config, build, one_hot_state
 from training.variant import Batch
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def dense_reference(model: SDD, cand, logp, noise_std=None, generator=None):
