@@ -214,9 +214,20 @@ def test_task_timeouts_default_override_and_refuse_unknown_stages():
         task_timeouts({"fetch": 0})
 
 
-def test_a_stage_past_its_timeout_fails_the_build_and_commits_nothing(prefect_server, data_root):
+def test_a_stage_past_its_timeout_fails_the_build_and_commits_nothing(prefect_server, data_root, monkeypatch):
+    import pipeline.dump
     from flows.corpus import build_corpus
 
+    def slow_ingest(*args, **kwargs):
+        # Python-level waiting, where Prefect's timeout can interrupt the task's thread. The real ingest can
+        # finish inside C code (Parquet writes) before the interrupt lands, most often on a retry, so the
+        # outcome would depend on the machine's speed.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        raise AssertionError("the stage timeout never interrupted the ingest")
+
+    monkeypatch.setattr(pipeline.dump, "ingest_dumps", slow_ingest)
     state = build_corpus(
         name="late", rankers=["stat"], shards=1, timeouts={"ingest": 0.05}, return_state=True
     )

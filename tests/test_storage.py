@@ -137,6 +137,20 @@ def sample_rows(table: str, n: int = 5) -> list[dict]:
                         {"start": 6, "end": 10, "score": 0.1, "removal_rank": 0},
                     ],
                 },
+                "lid": {
+                    "doc_id": f"d{i}",
+                    "segment_idx": i,
+                    "start": 10 * i,
+                    "end": 10 * i + 9,
+                    "intended": "arb",
+                    "lang": "ara",
+                    "match": "macro",
+                    "heliport": "ara",
+                    "heliport_score": 0.9,
+                    "lid176": "ara",
+                    "lid176_prob": 0.8,
+                    "identifier": "heliport-1.0.1+lid176",
+                },
             }[table]
         )
     return rows
