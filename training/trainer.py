@@ -26,8 +26,6 @@ import json
 import math
 import os
 import random
-import shutil
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,32 +36,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from storage.store import StorageError
-from training import checkpoint
+from training import checkpoint, run_dir
 from training.config import TrainConfig
-from training.data import SYNTHETIC_MARKOV, DataOptions, MarkovData, open_data, parse_data_spec
+from training.data import DataOptions, MarkovData, open_data
 from training.models import load_variant, make_config
 from training.tokenizers import BPETokenizer, ByteTokenizer, Tokenizer, load_tokenizer
 from training.variant import Batch
 from wikimix.errors import ConfigError, WikimixError
-
-# Settings that may change between a run and its resumption without changing what it computes.
-RESUMABLE_CHANGES = {
-    "stop_at",
-    "max_steps",
-    "max_minutes",
-    "eval_every",
-    "save_every",
-    "log_every",
-    "progress",
-    "eval_examples",
-    "device",
-    "threads",
-    "compile",
-    "out",
-}
-# Data options checked against the run's pins (see _pin) rather than compared as written.
-PINNED_OPTIONS = ("data", "significance")
 
 
 class TrainingError(WikimixError):
@@ -189,72 +168,6 @@ def _all_sum(values: list[float], world: int, device: torch.device) -> list[floa
 # ---- setup ---------------------------------------------------------------------------------------------
 
 
-def _check_resumable(out: Path, cfg: TrainConfig) -> None:
-    saved = checkpoint.read_config(out)
-    if saved["variant"] != cfg.variant:
-        raise ConfigError(f"{out} holds a {saved['variant']!r} run, not {cfg.variant!r}: use a fresh --out")
-    old, new = saved["train"], cfg.to_json()
-    skip = RESUMABLE_CHANGES | set(PINNED_OPTIONS)
-    changed = sorted(k for k in new if k not in skip and old.get(k) != new[k])
-    if changed:
-        raise ConfigError(
-            f"{out} holds a run with different settings ({', '.join(changed)}): use a fresh --out"
-        )
-
-
-def _resolve(spec: str) -> str:
-    """'' and synthetic:markov as they are; DATASET[@VERSION|@latest] as DATASET@<committed version>."""
-    return spec if spec in ("", SYNTHETIC_MARKOV) else str(parse_data_spec(spec))
-
-
-def _pin(option: str, spec: str, pinned: str | None, out: Path) -> str:
-    """What --`option` (data | significance) reads: `spec` resolved at the first start (pinned None);
-    on a resume the run's pin, which an unpinned `spec` keeps (warning when latest moved) and one naming
-    another version or dataset contradicts (ConfigError naming both)."""
-    if pinned is None:
-        return _resolve(spec)
-    if pinned and pinned != SYNTHETIC_MARKOV and pinned.partition("@")[2] in ("", "latest"):
-        # a run from before pinning: pin it now to what its own spec resolves to
-        pinned = _resolve(pinned)
-        print(f"warning: {out} predates data pinning; --{option} now pinned to {pinned}", file=sys.stderr)
-    if spec == pinned:
-        return pinned
-    dataset, _, version = spec.partition("@")
-    pinned_dataset = pinned.partition("@")[0]
-    if not spec or not pinned or SYNTHETIC_MARKOV in (spec, pinned) or dataset != pinned_dataset:
-        raise ConfigError(
-            f"{out} holds a run on --{option} {pinned or '(none)'}, not {spec or '(none)'}: use a fresh --out"
-        )
-    if version and version != "latest":
-        raise ConfigError(
-            f"{out} was started on --{option} {pinned}, not {spec}: resume with {pinned} "
-            f"(or {pinned_dataset} unversioned), or use a fresh --out"
-        )
-    try:
-        latest = _resolve(spec)
-    except StorageError:
-        latest = pinned  # the pinned version is opened (or refused) by the data reader itself
-    if latest != pinned:
-        print(
-            f"warning: {out} resumes on its pinned --{option} {pinned}, not the newer {latest}",
-            file=sys.stderr,
-        )
-    return pinned
-
-
-def _pinned_config(cfg: TrainConfig, out: Path, rank: int, world: int, marker: dict | None) -> TrainConfig:
-    """cfg with --data and --significance replaced by the run's pins: rank 0 resolves them (and writes
-    the marker at the first start); every rank then reads the same pins from the marker."""
-    if rank == 0:
-        pins = {k: _pin(k, getattr(cfg, k), marker[k] if marker else None, out) for k in PINNED_OPTIONS}
-        updated = checkpoint.run_marker(**pins)
-        if marker != updated or not (out / checkpoint.RUN_MARKER).exists():  # first start, or pre-marker run
-            checkpoint.write_run_marker(out, updated)
-    _barrier(world)
-    marker = checkpoint.read_run_marker(out)
-    return dataclasses.replace(cfg, **{k: marker[k] for k in PINNED_OPTIONS})
-
-
 def _tokenizer(cfg: TrainConfig, out: Path, data, rank: int, world: int, module) -> Tokenizer:
     """The run's tokenizer: a resumed run's own, the variant's required one, 'byte', a file, or BPE
     trained here on the train split (rank 0 trains and saves, the others load)."""
@@ -358,26 +271,11 @@ def train(cfg: TrainConfig, on_log: Callable[[dict[str, Any]], None] | None = No
         return _train(cfg, rank, world, device, on_log)
     except WikimixError:
         if fresh and checkpoint.read_state(out) is None:
-            _remove_unstarted_run(out, keep_dir=existed)  # bad input leaves no half-made run behind
+            run_dir.remove_unstarted_run(out, keep_dir=existed)  # bad input leaves no half-made run behind
         raise
     finally:
         if started:
             dist.destroy_process_group()
-
-
-def _remove_unstarted_run(out: Path, keep_dir: bool) -> None:
-    """Undo what a first start that failed before its first checkpoint made: `out` was missing or empty
-    before this run, so everything in it is this run's own (an empty directory the user made stays)."""
-    if not out.is_dir():
-        return
-    for child in out.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
-    if not keep_dir:
-        with contextlib.suppress(OSError):
-            out.rmdir()
 
 
 def _train(
@@ -392,7 +290,7 @@ def _train(
     _barrier(world)
     state = checkpoint.read_state(out)
     if state is not None:
-        _check_resumable(out, cfg)
+        run_dir.check_resumable(out, cfg)
         if state.get("world_size", 1) != world:
             raise ConfigError(
                 f"{out} was trained on {state.get('world_size', 1)} rank(s), not {world}: resume it on as many"
@@ -405,7 +303,10 @@ def _train(
         raise ConfigError(
             f"model max_len {model_cfg.max_len} < {longest} (seq_len, or prompt_max + cont_len)"
         )
-    cfg = _pinned_config(cfg, out, rank, world, marker)
+    if rank == 0:
+        run_dir.write_pins(cfg, out, marker)
+    _barrier(world)
+    cfg = run_dir.pinned_config(cfg, out)
     options = DataOptions(
         seq_len=cfg.seq_len,
         batch_size=cfg.batch_size,
