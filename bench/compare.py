@@ -70,7 +70,7 @@ def available(names: list[str]) -> list[str]:
 
 def seed_summary(rows: list[dict], seeds: list[int]) -> dict[str, dict]:
     """Per seeded entry: bits per byte of each seed's run, their mean and 95% t-interval across seeds."""
-    from training.experiment import interval
+    from training.intervals import interval
 
     out = {}
     for name in SEEDED:

@@ -18,6 +18,8 @@ from pipeline.codeswitch import BuildConfig, Candidate, Slot, documents_from_slo
 from pipeline.sentences import split_sentences
 from storage.store import write_version
 from training import experiment as ex
+from training.experiment_report import verdict
+from training.intervals import interval
 
 LANGS = ("en", "de", "ru")
 
@@ -137,14 +139,14 @@ def test_experiment_runs_end_to_end_on_a_tiny_setting(data_root, shared_dir, tmp
 
 def test_interval_and_verdict_by_hand():
     # values 1, 2, 3: mean 2, sd 1, half-width 4.303 / sqrt(3)
-    iv = ex.interval([1.0, 2.0, 3.0])
+    iv = interval([1.0, 2.0, 3.0])
     assert iv["mean"] == 2.0 and math.isclose(iv["high"] - 2.0, 4.303 / math.sqrt(3))
     assert math.isclose(2.0 - iv["low"], 4.303 / math.sqrt(3)) and iv["n"] == 3
-    assert ex.interval([5.0]) == {"mean": 5.0, "low": None, "high": None, "n": 1}
-    assert ex.interval([None]) == {"mean": None, "low": None, "high": None, "n": 0}
-    assert ex.verdict({"low": -0.3, "high": -0.1}, True, "cs", "mono") == "cs better"
-    assert ex.verdict({"low": -0.3, "high": -0.1}, False, "cs", "mono") == "mono better"
-    assert ex.verdict({"low": -0.3, "high": 0.1}, True, "cs", "mono") == "no detectable difference"
+    assert interval([5.0]) == {"mean": 5.0, "low": None, "high": None, "n": 1}
+    assert interval([None]) == {"mean": None, "low": None, "high": None, "n": 0}
+    assert verdict({"low": -0.3, "high": -0.1}, True, "cs", "mono") == "cs better"
+    assert verdict({"low": -0.3, "high": -0.1}, False, "cs", "mono") == "mono better"
+    assert verdict({"low": -0.3, "high": 0.1}, True, "cs", "mono") == "no detectable difference"
 
 
 @pytest.mark.parametrize("n", [2, 3, 5, 12])
@@ -155,7 +157,7 @@ def test_interval_covers_the_true_mean_95_percent_of_the_time(n: int):
     true_mean, sigma, draws = 3.0, 0.7, 4000
     covered, widths = 0, []
     for _ in range(draws):
-        iv = ex.interval([rng.gauss(true_mean, sigma) for _ in range(n)])
+        iv = interval([rng.gauss(true_mean, sigma) for _ in range(n)])
         covered += iv["low"] <= true_mean <= iv["high"]
         widths.append(iv["high"] - iv["low"])
     assert abs(covered / draws - 0.95) < 0.015

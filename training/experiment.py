@@ -38,10 +38,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
 import re
-import statistics
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -54,6 +52,7 @@ from training import checkpoint, metrics
 from training.checkpoint import load_checkpoint
 from training.config import TrainConfig, make_config
 from training.data import collate_pairs, parse_data_spec
+from training.experiment_report import report_markdown, summarize
 from training.models import load_variant
 from training.models import make_config as make_model_config
 from training.split import split_of, split_unit
@@ -467,106 +466,6 @@ def measure(
     if mem_texts is not None:
         result["memorisation"] = memorisation(variant, tok, mem_texts, cfg)
     return result
-
-
-# ---- statistics ------------------------------------------------------------------------------------------
-
-# two-sided 95% Student t quantiles by degrees of freedom (1..30); beyond, the normal's 1.96
-T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-       2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-       2.045, 2.042]  # fmt: skip
-
-
-def interval(values: list[float]) -> dict[str, float | int | None]:
-    """Mean and 95% t-interval over seeds (no interval from a single seed)."""
-    values = [v for v in values if v is not None and not math.isnan(v)]
-    if not values:
-        return {"mean": None, "low": None, "high": None, "n": 0}
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return {"mean": mean, "low": None, "high": None, "n": 1}
-    df = len(values) - 1
-    half = (T95[df - 1] if df <= len(T95) else 1.96) * statistics.stdev(values) / math.sqrt(len(values))
-    return {"mean": mean, "low": mean - half, "high": mean + half, "n": len(values)}
-
-
-def verdict(diff: dict[str, Any], lower_is_better: bool, a: str, b: str) -> str:
-    if diff["low"] is None:
-        return "one seed: no interval"
-    if diff["low"] <= 0 <= diff["high"]:
-        return "no detectable difference"
-    a_lower = diff["high"] < 0
-    return f"{a if a_lower == lower_is_better else b} better"
-
-
-EFFECTS = [  # (name, how to read it from a measurement, lower is better)
-    ("held-out bits/byte (mean over languages)", lambda m: m["heldout_bpb_mean"], True),
-    ("cross-lingual cloze accuracy", lambda m: m["cloze"]["accuracy"], False),
-]
-MEM_EFFECTS = [
-    ("verbatim memorisation rate", lambda m: m["memorisation"]["exact"], True),
-    ("memorisation token accuracy", lambda m: m["memorisation"]["token_accuracy"], True),
-]
-
-
-def summarize(per_seed: dict[int, dict[str, dict]], prepared: Prepared) -> list[dict[str, Any]]:
-    """One row per (effect, comparison): each side's mean and interval, the paired difference's."""
-    rows = []
-    lang = prepared.finetune_lang
-    comparisons = [("cs", "mono", EFFECTS + MEM_EFFECTS)]
-    ft_effect = [(f"held-out bits/byte in {lang}", lambda m: m["heldout_bpb"].get(lang), True)]
-    comparisons += [("cs+ft", "mono", EFFECTS + ft_effect), ("cs+ft", "mono+ft", EFFECTS + ft_effect)]
-    langs = sorted(prepared.heldout)
-    per_lang = [(f"held-out bits/byte in {x}", (lambda m, x=x: m["heldout_bpb"].get(x)), True) for x in langs]
-    comparisons.append(("cs", "mono", per_lang))
-    for a, b, effects in comparisons:
-        for name, get, lower in effects:
-            va = [get(per_seed[s][a]) for s in sorted(per_seed)]
-            vb = [get(per_seed[s][b]) for s in sorted(per_seed)]
-            diffs = [x - y for x, y in zip(va, vb, strict=True) if x is not None and y is not None]
-            d = interval(diffs)
-            rows.append(
-                {
-                    "effect": name,
-                    "a": a,
-                    "b": b,
-                    "a_mean": interval(va)["mean"],
-                    "b_mean": interval(vb)["mean"],
-                    "diff_mean": d["mean"],
-                    "diff_low": d["low"],
-                    "diff_high": d["high"],
-                    "seeds": d["n"],
-                    "verdict": verdict(d, lower, a, b) if d["n"] else "not measured",
-                }
-            )
-    return rows
-
-
-def _fmt(v: Any) -> str:
-    return "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
-
-
-def report_markdown(rows: list[dict[str, Any]], cfg: ExperimentConfig, prepared: Prepared) -> str:
-    chance = 1 / (1 + cfg.cloze_distractors)
-    lines = [
-        f"# Code-switching experiment `{cfg.name}`",
-        "",
-        f"Variant `{cfg.variant}`, budget `{cfg.budget}`"
-        + (f", {cfg.max_steps} steps" if cfg.max_steps else "")
-        + f", seeds {list(cfg.seeds)}; fine-tuning language `{prepared.finetune_lang}` "
-        f"({cfg.finetune_steps} steps). Data: {json.dumps(prepared.counts)}. Cloze chance = {chance:.2f}. "
-        "Intervals: 95% t over seeds of the paired difference (a - b).",
-        "",
-        "| Effect | a | b | a mean | b mean | a - b | 95% interval | seeds | verdict |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        ci = "-" if r["diff_low"] is None else f"[{r['diff_low']:.4f}, {r['diff_high']:.4f}]"
-        lines.append(
-            f"| {r['effect']} | {r['a']} | {r['b']} | {_fmt(r['a_mean'])} | {_fmt(r['b_mean'])} | "
-            f"{_fmt(r['diff_mean'])} | {ci} | {r['seeds']} | {r['verdict']} |"
-        )
-    return "\n".join(lines) + "\n"
 
 
 # ---- the experiment --------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""95% intervals by a bootstrap clustered by concept, and the standard error of a Monte-Carlo bound.
+"""95% intervals by a bootstrap clustered by concept, the standard error of a Monte-Carlo bound, and the
+t-interval over training seeds.
 
 Pairs of one concept share content (a document cut into several pairs, its translations, its topic), so
 they are not independent: the bootstrap resamples whole clusters (concepts) with replacement and recomputes
@@ -8,11 +9,13 @@ one, and `clusters` says why.
 
     low, high = ratio_interval(bits, n_bytes, concepts)          # bits per byte, a ratio of sums
     low, high = ratio_interval(values, [1.0] * len(values), concepts)   # a mean of per-pair values
+    interval([1.71, 1.74, 1.69])["low"]                           # seeds: mean and t-interval
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 
 import numpy as np
@@ -61,3 +64,22 @@ def mean_and_standard_error(samples: Sequence[float]) -> tuple[float, float]:
     if len(x) < 2:
         return float(x.mean()), 0.0
     return float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x)))
+
+
+# two-sided 95% Student t quantiles by degrees of freedom (1..30); beyond, the normal's 1.96
+T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+       2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+       2.045, 2.042]  # fmt: skip
+
+
+def interval(values: list[float]) -> dict[str, float | int | None]:
+    """Mean and 95% t-interval over seeds (no interval from a single seed)."""
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return {"mean": None, "low": None, "high": None, "n": 0}
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return {"mean": mean, "low": None, "high": None, "n": 1}
+    df = len(values) - 1
+    half = (T95[df - 1] if df <= len(T95) else 1.96) * statistics.stdev(values) / math.sqrt(len(values))
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": len(values)}
