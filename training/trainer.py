@@ -424,7 +424,8 @@ def _train(
                 tokens_seen += batch.num_tokens * world
             # max_norm inf (no clipping) still returns the norm, for the finiteness check
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or math.inf)
-            _check_finite(step_loss, grad_norm, step, lr, out, world, device)
+            if not torch.isfinite(grad_norm):  # DDP averaged the gradients: every rank sees this norm
+                raise _diverged(step, float(step_loss), float(grad_norm), lr, out)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             if ema is not None:
@@ -435,6 +436,8 @@ def _train(
             if step % cfg.log_every == 0 or step == cfg.max_steps:
                 elapsed = time.perf_counter() - start_time
                 loss_value = _all_sum([float(step_loss)], world, device)[0] / world
+                if not math.isfinite(loss_value):  # a loss term with no gradient; the same on every rank
+                    raise _diverged(step, loss_value, float(grad_norm), lr, out)
                 last = {
                     "step": step,
                     "loss": loss_value,
@@ -467,18 +470,14 @@ def _train(
     return last
 
 
-def _check_finite(
-    loss: torch.Tensor, grad_norm: torch.Tensor, step: int, lr: float, out: Path, world: int, device
-) -> None:
-    """TrainingError unless every rank's loss and the gradient norm are finite (one host sync per step;
-    under DDP one more all-reduce, so every rank stops together)."""
-    bad = float(not bool(torch.isfinite(loss) & torch.isfinite(grad_norm)))
-    if _all_sum([bad], world, device)[0]:
-        raise TrainingError(
-            f"non-finite training values at step {step}: loss {float(loss):.4g}, gradient norm "
-            f"{float(grad_norm):.4g} (lr {lr:.3g}); stopped before the optimizer step, {out} keeps its last "
-            "checkpoint: lower lr or check the data"
-        )
+def _diverged(step: int, loss: float, grad_norm: float, lr: float, out: Path) -> TrainingError:
+    """The error for a non-finite gradient norm (raised before that step's optimizer update) or loss (at the
+    step's log record): either way before any checkpoint could hold it."""
+    return TrainingError(
+        f"non-finite training values at step {step}: loss {loss:.4g}, gradient norm {grad_norm:.4g} "
+        f"(lr {lr:.3g}); stopped, {out} keeps its last checkpoint: lower lr or "
+        "check the data"
+    )
 
 
 def _train_or_error(name: str, cfg: TrainConfig) -> tuple[str, str | None]:
