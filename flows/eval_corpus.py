@@ -4,7 +4,7 @@
 
 The wiki documents come from build-corpus (flows/corpus.py: `<name>-docs`); this flow builds the XQuAD and
 SIB-200 documents and merges the three into `<name>-eval-docs`, whose concept-disjoint test split is what
-bench/compare.py scores. Each step is a task whose result (a version path) persists under the data root.
+bench/compare.py scores. Deployed as `build-eval-corpus` (prefect.yaml). Each step is a task whose result (a version path) persists under the data root.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from prefect import flow, task
 
+from flows import events
 from flows.policy import persisted, resolve_root, retry_policy
 from storage.store import VersionWriter, ref_from_path
 
@@ -23,6 +24,13 @@ SHARED = (
 )
 
 
+def _committed(writer: VersionWriter) -> str:
+    """Commit and announce the version (a `wikimix.dataset.committed` event, as every corpus stage does)."""
+    path = str(writer.commit().path)
+    events.dataset_committed(path)
+    return path
+
+
 @task(**retry_policy(retries=1))
 def xquad_docs(root: str, directory: str, langs: list[str], seed: int) -> str:
     from pipeline.xquad import XquadConfig, build_xquad
@@ -30,7 +38,7 @@ def xquad_docs(root: str, directory: str, langs: list[str], seed: int) -> str:
     cfg = XquadConfig(langs=langs, seed=seed)
     writer = VersionWriter(root, "xquad-docs", params={"step": "xquad", "dir": directory, **cfg.__dict__})
     build_xquad(directory, writer, cfg)
-    return str(writer.commit().path)
+    return _committed(writer)
 
 
 @task(**retry_policy(retries=1))
@@ -40,7 +48,7 @@ def sib200_docs(root: str, directory: str, langs: list[str], sentences_per_doc: 
     cfg = Sib200Config(langs=langs, sentences_per_doc=sentences_per_doc, seed=seed)
     writer = VersionWriter(root, "sib200-docs", params={"step": "sib200", "dir": directory, **cfg.__dict__})
     build_sib200(directory, writer, cfg)
-    return str(writer.commit().path)
+    return _committed(writer)
 
 
 @task(**retry_policy(retries=1))
@@ -50,7 +58,7 @@ def merge(root: str, name: str, sources: list[str]) -> str:
     refs = [ref_from_path(p) for p in sources]
     writer = VersionWriter(root, f"{name}-eval-docs", params={"sources": sources}, parents=refs)
     merge_documents(refs, writer)
-    return str(writer.commit().path)
+    return _committed(writer)
 
 
 @flow(name="build-eval-corpus", log_prints=True)

@@ -28,7 +28,7 @@ from training.eval_task import (
     text_stats,
     token_bytes,
 )
-from training.intervals import mean_and_standard_error, ratio_interval
+from training.intervals import cluster_bootstrap, mean_and_standard_error, ratio_interval
 from training.judge import judge_run
 from training.tokenizers import BPETokenizer, ByteTokenizer
 from training.trainer import train
@@ -204,6 +204,11 @@ def test_cluster_bootstrap_intervals():
     narrow = ratio_interval(values[:40], [1.0] * 40, clusters[:40])
     assert narrow[1] - narrow[0] > high - low  # fewer clusters, wider interval
     assert mean_and_standard_error([1.0, 3.0]) == (2.0, 1.0)
+    # any statistic: the mean through the generic bootstrap draws the same clusters as the ratio of sums
+    x = np.asarray(values)
+    generic = cluster_bootstrap(lambda idx: float(x[idx].mean()), clusters, n_boot=200, seed=3)
+    assert np.allclose(generic, ratio_interval(values, [1.0] * 400, clusters, n_boot=200, seed=3))
+    assert cluster_bootstrap(lambda idx: 0.0, ["a", "a"]) is None
 
 
 def test_checkpoint_spec_parses_sampler_options():
@@ -332,6 +337,11 @@ def test_mauve_tells_one_distribution_from_noise_in_any_language():
     judge = MauveJudge(seed=0)
     assert judge.score(same, refs) > 0.5 > judge.score(noise, refs)
     assert judge.score(same[:5], refs[:5]) is None  # too few texts to quantise
+    clusters = [f"c{i % 6}" for i in range(18)]
+    same_point, same_ci = judge.score_with_interval(same, refs, clusters, n_boot=20)
+    noise_point, noise_ci = judge.score_with_interval(noise, refs, clusters, n_boot=20)
+    assert same_point == judge.score(same, refs) and noise_ci[1] < same_ci[0]
+    assert judge.score_with_interval(same, refs, ["one"] * 18, n_boot=20)[1] is None  # one cluster
 
 
 def test_sample_latency_bench_prints_its_headline_last(runs, capsys):

