@@ -40,13 +40,12 @@ def _config(
 @task(cache_policy=TRAINING_CACHE_POLICY, **retry_policy(retries=1))
 def train_and_measure(root: str, config: dict, seed: int, variant: str, arm: str) -> dict:
     """One arm's model trained (or resumed) and its cloze answers measured."""
-    from training.knowledge_experiment import KnowledgeConfig, measure, prepare, train_arm
+    from training.knowledge_experiment import KnowledgeConfig, grid, measure, prepare
 
     os.environ["WIKIMIX_DATA"] = root  # the arms' data versions resolve under this flow's root
     cfg = KnowledgeConfig(**config)
-    out = Path(cfg.out)
-    prepared = prepare(cfg, out)  # content-addressed: rebuilding finds the versions already written
-    run_dir = train_arm(cfg, prepared, out, seed, variant, arm)
+    prepared = prepare(cfg, Path(cfg.out))  # content-addressed: rebuilding finds the versions already written
+    run_dir = grid(cfg, prepared).train(seed, variant, arm)
     return measure(cfg, prepared, run_dir, arm)
 
 
@@ -72,7 +71,8 @@ def cs_knowledge(
     overrides: dict | None = None,
 ) -> dict[str, str]:
     """Build the KB corpus, train and measure every arm, publish the table and plot; returns the paths."""
-    from training.knowledge_experiment import prepare, run_dirs, summarize, write_outputs
+    from training.knowledge_experiment import grid, prepare
+    from training.knowledge_report import summarize, write_outputs
 
     root = resolve_root(None)
     if "://" in root:
@@ -84,10 +84,11 @@ def cs_knowledge(
     prepared = prepare(cfg, out)
     get_run_logger().info("knowledge corpus: %s", prepared.counts)
     step = persisted(train_and_measure, root)
+    runs = grid(cfg, prepared)
     results = {}
     for seed in cfg.seeds:
         for variant in cfg.variants:
-            for arm in run_dirs(cfg, out, seed, variant):  # fine-tuned arms after their base arm
+            for arm in runs.run_dirs(seed, variant):  # fine-tuned arms after their base arm
                 results[(seed, variant, arm)] = step(root, asdict(cfg), seed, variant, arm)
     cells, diffs = summarize(cfg, prepared, results)
     paths = write_outputs(cfg, prepared, cells, diffs, out)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from training.knowledge import chance
-from training.knowledge_experiment import KnowledgeConfig, _cell_items, measure, prepare, train_arm
+from training.knowledge_experiment import KnowledgeConfig, grid, measure, prepare
+from training.knowledge_report import _cell_items
 
 
 @pytest.mark.slow
@@ -21,7 +22,7 @@ def test_a_trained_tiny_ar_knows_the_facts_it_saw(data_root, tmp_path):
     out = tmp_path / "kx"
     out.mkdir()
     prepared = prepare(cfg, out)
-    run = train_arm(cfg, prepared, out, 0, "ar", "mono")
+    run = grid(cfg, prepared).train(0, "ar", "mono")
     result = measure(cfg, prepared, run, "mono")
     seen, hits = _cell_items(prepared.items, result["hits"], "seen", "mono")
     probe, probe_hits = _cell_items(

@@ -31,7 +31,8 @@ difference (a - b) with its interval; an interval covering 0 is reported as no d
 
 Writes under `out`: data versions under the data root (`<name>-cs`, `<name>-mono`, `<name>-heldout`,
 `<name>-ft-<lang>`, parents recorded), tokenizer.json (shared by every run), seed<k>/<arm>/ run
-directories, cloze.jsonl, per_seed.parquet, experiment.json and experiment.md.
+directories with their measurements.json (training/experiment_runner.py trains and caches them), cloze.jsonl,
+per_seed.parquet, experiment.json and experiment.md.
 """
 
 from __future__ import annotations
@@ -48,20 +49,19 @@ from typing import Any
 import torch
 
 from storage.store import VersionRef, data_root, open_version, write_version
-from training import checkpoint, metrics
+from training import metrics
 from training.checkpoint import load_checkpoint
-from training.config import TrainConfig, make_config
+from training.config import make_config
 from training.data import collate_pairs, parse_data_spec
 from training.experiment_report import report_markdown, summarize
+from training.experiment_runner import Grid, measured, shared_tokenizer
 from training.models import load_variant
-from training.models import make_config as make_model_config
 from training.split import split_of, split_unit
-from training.tokenizers import BPETokenizer, Tokenizer, load_tokenizer
-from training.trainer import make_optimizer, train
+from training.tokenizers import Tokenizer, load_tokenizer
 from wikimix.errors import ConfigError, WikimixError
 
 NUMBER = re.compile(r"(?<![\d.,])\d{3,4}(?![\d]|[.,]\d)")  # 3-4 digit numbers, not part of a longer one
-ARMS = ("cs", "mono", "cs+ft", "mono+ft")
+ARMS = ("cs", "mono", "cs+ft", "mono+ft")  # per seed; training/experiment_runner.py trains them
 DOC_COLUMNS = ["doc_id", "concept", "policy", "granularity", "seed", "langs", "text", "segments"]
 
 
@@ -311,61 +311,6 @@ def read_docs(ref: VersionRef) -> list[dict]:
     return table.select([c for c in DOC_COLUMNS if c in table.column_names]).to_pylist()
 
 
-# ---- training --------------------------------------------------------------------------------------------
-
-
-def shared_tokenizer(cfg: ExperimentConfig, base: TrainConfig, prepared: Prepared, out: Path) -> str:
-    """One tokenizer for every run: BPE trained on both arms' training text when the budget uses BPE."""
-    forced = getattr(load_variant(cfg.variant), "TOKENIZER", None)  # e.g. llada-byte is bytes by design
-    if forced or base.tokenizer != "bpe":
-        return forced or base.tokenizer
-    path = out / "tokenizer.json"
-    if not path.exists():
-        texts = prepared.train_texts["cs"] + prepared.train_texts["mono"]
-        BPETokenizer.train(texts, base.vocab_size).save(path)
-    return str(path)
-
-
-def run_config(
-    cfg: ExperimentConfig, data: str, out: Path, seed: int, tokenizer: str, **extra
-) -> TrainConfig:
-    return make_config(
-        cfg.variant,
-        budget=cfg.budget,
-        overrides={**cfg.train_overrides, **extra},
-        data=data,
-        out=str(out),
-        seed=seed,
-        tokenizer=tokenizer,
-        max_steps=cfg.max_steps,
-        test_frac=0.0,  # held-out concepts are the test set; the arms' versions hold none of them
-        progress=False,
-    )
-
-
-def finetune(base_dir: Path, tcfg: TrainConfig) -> None:
-    """Continue the model in `base_dir` on new data: a step-0 checkpoint with its weights (fresh optimizer)
-    is written into tcfg.out, then the one trainer runs from there (and resumes like any run)."""
-    out = Path(tcfg.out)
-    if not (out / "state.json").exists():
-        variant, tok, base = load_checkpoint(base_dir)
-        if base.model != tcfg.model or base.variant != tcfg.variant:
-            raise ConfigError(f"fine-tuning config differs in model from {base_dir}")
-        model_cfg = make_model_config(tcfg.variant, tcfg.model)
-        torch.manual_seed(tcfg.seed)
-        variant.train()
-        optimizer = make_optimizer(variant, tcfg)
-        ema = {n: p.detach().clone().float() for n, p in variant.named_parameters()} if tcfg.ema else None
-        out.mkdir(parents=True, exist_ok=True)
-        stage = checkpoint.begin(out)
-        checkpoint.write_rng(stage, 0)
-        state = {"step": 0, "tokens_seen": 0, "batches_consumed": 0, "world_size": 1}
-        config = checkpoint.checkpoint_config(tcfg.variant, model_cfg, tcfg, tok.vocab_size)
-        checkpoint.write_main(stage, variant, optimizer, ema, state, config, tok)
-        checkpoint.commit(out)
-    train(tcfg)
-
-
 # ---- measurements ----------------------------------------------------------------------------------------
 
 
@@ -484,46 +429,38 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, str]:
     base = make_config(cfg.variant, budget=cfg.budget, overrides=cfg.train_overrides, data="-", out="-")
     prepared = prepare(cfg, base.val_frac)
     out.mkdir(parents=True, exist_ok=True)  # after the inputs are known to be good
-    tokenizer = shared_tokenizer(cfg, base, prepared, out)
+    tokenizer = shared_tokenizer(out, base, lambda: prepared.train_texts["cs"] + prepared.train_texts["mono"])
     load_tokenizer(tokenizer)  # fails early on a bad path
+    grid = Grid(
+        out=out,
+        seeds=cfg.seeds,
+        variants=(cfg.variant,),
+        arms=ARMS[:2],
+        data={"cs": prepared.cs, "mono": prepared.mono, "ft": prepared.finetune},
+        tokenizer=tokenizer,
+        budget=cfg.budget,
+        overrides=cfg.train_overrides,
+        max_steps=cfg.max_steps,
+        finetune_steps=cfg.finetune_steps,
+        variant_dirs=False,
+    )
+    settings = [
+        prepared.cs,
+        cfg.eval_windows,
+        cfg.cloze_context,
+        cfg.mem_passages,
+        cfg.mem_prefix,
+        cfg.mem_suffix,
+    ]
 
-    per_seed: dict[int, dict[str, dict]] = {}
-    for seed in cfg.seeds:
-        runs = out / f"seed{seed}"
-        dirs = {arm: runs / arm.replace("+", "-") for arm in ARMS}
-        for arm, data in (("cs", prepared.cs), ("mono", prepared.mono)):
-            train(run_config(cfg, data, dirs[arm], seed, tokenizer))  # a finished run returns at once
-        for arm, base in (("cs+ft", "cs"), ("mono+ft", "mono")):
-            warmup = max(1, cfg.finetune_steps // 10)
-            tcfg = run_config(
-                cfg,
-                prepared.finetune,
-                dirs[arm],
-                seed,
-                tokenizer,
-                max_steps=cfg.finetune_steps,
-                warmup_steps=warmup,
-            )
-            finetune(dirs[base], tcfg)
-        # measurements are kept with the checkpoint step they were taken at: a rerun reuses them
-        cache_file = runs / "measurements.json"
-        cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
-        per_seed[seed] = {}
-        settings = [
-            prepared.cs,
-            cfg.eval_windows,
-            cfg.cloze_context,
-            cfg.mem_passages,
-            cfg.mem_prefix,
-            cfg.mem_suffix,
-        ]
-        for arm in ARMS:
-            key = json.dumps([checkpoint.read_state(dirs[arm])["step"], *settings])
-            if cache.get(arm, {}).get("key") != key:
-                mem_texts = prepared.train_texts[arm] if arm in ("cs", "mono") else None
-                cache[arm] = {"key": key, **measure(dirs[arm], prepared, cfg, mem_texts)}
-            per_seed[seed][arm] = cache[arm]
-        cache_file.write_text(json.dumps(cache, indent=2))
+    def measure_run(run_dir: Path, arm: str) -> dict[str, Any]:
+        mem_texts = prepared.train_texts.get(arm)  # memorisation of the arm's own text: base arms only
+        return measured(run_dir, settings, lambda: measure(run_dir, prepared, cfg, mem_texts))
+
+    results = grid.run(measure_run)
+    per_seed: dict[int, dict[str, dict]] = {seed: {} for seed in cfg.seeds}
+    for (seed, _, arm), result in results.items():
+        per_seed[seed][arm] = result
 
     rows = summarize(per_seed, prepared)
     paths = {

@@ -35,19 +35,15 @@ from typing import Any
 
 from pipeline import knowledge as kbm
 from storage.store import data_root, open_version, write_version
-from training import checkpoint
 from training import knowledge as cloze
 from training.checkpoint import load_checkpoint
-from training.config import TrainConfig, make_config
-from training.experiment import finetune
+from training.experiment_runner import Grid, measured, run_config, shared_tokenizer
+from training.knowledge_report import summarize, write_outputs
 from training.split import split_of, split_unit
-from training.tokenizers import BPETokenizer, load_tokenizer
-from training.trainer import train
+from training.tokenizers import load_tokenizer
 from wikimix.errors import ConfigError, WikimixError
 
 VARIANTS = ("ar", "mdlm")
-COMPARISONS = (("cs", "mono"), ("parallel", "mono"), ("cs-fixed", "mono"), ("cs", "cs-fixed"))
-CELLS = ("heldout", "seen", "unseen", "seen-train-frame")
 
 # Protocol sizes per budget. smoke: minutes, for tests and the bench's quick run. bench-cpu / bench-gpu:
 # sized by reasoning, not yet calibrated by a full run (see BENCHMARKS.md).
@@ -123,24 +119,12 @@ class KnowledgeConfig:
             passes=self.passes,
         )
 
-    def train_config(
-        self, variant: str, data: str, out: Path, seed: int, tokenizer: str, **extra
-    ) -> TrainConfig:
+    def train_overrides_merged(self) -> dict[str, Any]:
+        """The preset's training options under this config's overrides (model options merged key by key)."""
         preset = PRESETS[self.budget]["train"]
-        overrides = {**preset, **self.train_overrides, **extra}
+        overrides = {**preset, **self.train_overrides}
         overrides["model"] = {**preset.get("model", {}), **self.train_overrides.get("model", {})}
-        return make_config(
-            variant,
-            budget=self.budget,
-            overrides=overrides,
-            data=data,
-            out=str(out),
-            seed=seed,
-            tokenizer=tokenizer,
-            max_steps=extra.get("max_steps", self.max_steps),
-            test_frac=0.0,  # the cloze's frames and triples are the test set; no document is held back
-            progress=False,
-        )
+        return overrides
 
 
 @dataclass
@@ -168,15 +152,16 @@ def prepare(cfg: KnowledgeConfig, out: Path) -> Prepared:
     """Build the KB, the tokenizer (BPE on one parallel pass when the budget uses BPE), every arm's documents
     at equal tokens of that tokenizer, the fine-tuning documents and the cloze items."""
     kb = kbm.make_kb(cfg.kb_config())
-    base = cfg.train_config(cfg.variants[0], "-", out, 0, "byte")
-    tok_spec = base.tokenizer
-    if tok_spec == "bpe":
-        path = out / "tokenizer.json"
-        if not path.exists():
-            texts = [d["text"] for d in next(kbm.arm_rounds(kb, "parallel"))]
-            texts += [d["text"] for d in kbm.finetune_docs(kb, cfg.finetune_lang, 1)]
-            BPETokenizer.train(texts, base.vocab_size).save(path)
-        tok_spec = str(path)
+    overrides = cfg.train_overrides_merged()  # bytes unless the preset or the caller asks for BPE
+    base = run_config(cfg.variants[0], cfg.budget, overrides, "-", out, 0, "byte", cfg.max_steps)
+    tok_spec = shared_tokenizer(
+        out,
+        base,
+        lambda: (
+            [d["text"] for d in next(kbm.arm_rounds(kb, "parallel"))]
+            + [d["text"] for d in kbm.finetune_docs(kb, cfg.finetune_lang, 1)]
+        ),
+    )
     tok = load_tokenizer(tok_spec)
     count = kbm.utf8_bytes if tok_spec == "byte" else (lambda text: len(tok.encode(text)))
     target = kbm.token_target(kb, count)
@@ -224,27 +209,20 @@ def prepare(cfg: KnowledgeConfig, out: Path) -> Prepared:
     return Prepared(data, tok_spec, items, train_frame, counts)
 
 
-def run_dirs(cfg: KnowledgeConfig, out: Path, seed: int, variant: str) -> dict[str, Path]:
-    base = out / f"seed{seed}" / variant
-    dirs = {arm: base / arm for arm in cfg.arms}
-    if cfg.finetune_steps:
-        dirs.update({f"{arm}+ft": base / f"{arm}-ft" for arm in cfg.arms})
-    return dirs
-
-
-def train_arm(cfg: KnowledgeConfig, prepared: Prepared, out: Path, seed: int, variant: str, arm: str) -> Path:
-    """Train (or resume) one arm's model; `<arm>+ft` fine-tunes the trained arm on the fine-tuning text."""
-    dirs = run_dirs(cfg, out, seed, variant)
-    if arm.endswith("+ft"):
-        steps = cfg.finetune_steps
-        tcfg = cfg.train_config(
-            variant, prepared.data["ft"], dirs[arm], seed, prepared.tokenizer,
-            max_steps=steps, warmup_steps=max(1, steps // 10), max_minutes=0.0,
-        )  # fmt: skip
-        finetune(dirs[arm.removesuffix("+ft")], tcfg)
-    else:
-        train(cfg.train_config(variant, prepared.data[arm], dirs[arm], seed, prepared.tokenizer))
-    return dirs[arm]
+def grid(cfg: KnowledgeConfig, prepared: Prepared) -> Grid:
+    """Every (seed, variant, arm) run: `<arm>+ft` fine-tunes `<arm>` on the fine-tuning biographies."""
+    return Grid(
+        out=Path(cfg.out),
+        seeds=cfg.seeds,
+        variants=cfg.variants,
+        arms=cfg.arms,
+        data=prepared.data,
+        tokenizer=prepared.tokenizer,
+        budget=cfg.budget,
+        overrides=cfg.train_overrides_merged(),
+        max_steps=cfg.max_steps,
+        finetune_steps=cfg.finetune_steps,
+    )
 
 
 def measure(cfg: KnowledgeConfig, prepared: Prepared, run_dir: Path, arm: str) -> dict[str, Any]:
@@ -254,178 +232,17 @@ def measure(cfg: KnowledgeConfig, prepared: Prepared, run_dir: Path, arm: str) -
     if arm.endswith("+ft"):  # after fine-tuning, ask in the fine-tuning language only
         items = [it for it in items if it["lang"] == cfg.finetune_lang]
         probe = []
-    digest = hashlib.sha256(json.dumps([items, probe, cfg.mc_samples]).encode()).hexdigest()
-    key = json.dumps([checkpoint.read_state(run_dir)["step"], digest])
-    cache = run_dir / "measurements.json"
-    if cache.exists():
-        cached = json.loads(cache.read_text())
-        if cached.get("key") == key:
-            return cached
-    variant, tok, _ = load_checkpoint(run_dir, device=cfg.device)
-    result = {
-        "key": key,
-        "hits": [r["hit"] for r in cloze.score_items(variant, tok, items, cfg.device, cfg.mc_samples)],
-        "probe_hits": [r["hit"] for r in cloze.score_items(variant, tok, probe, cfg.device, cfg.mc_samples)],
-    }
-    cache.write_text(json.dumps(result))
-    return result
 
+    def compute() -> dict[str, Any]:
+        variant, tok, _ = load_checkpoint(run_dir, device=cfg.device)
+        return {
+            "hits": [r["hit"] for r in cloze.score_items(variant, tok, items, cfg.device, cfg.mc_samples)],
+            "probe_hits": [
+                r["hit"] for r in cloze.score_items(variant, tok, probe, cfg.device, cfg.mc_samples)
+            ],
+        }
 
-def _cell_items(items: list[dict], hits: list[bool], cell: str, arm: str) -> tuple[list[dict], list[bool]]:
-    base = arm.removesuffix("+ft")
-    keep = {
-        "heldout": lambda it: it["heldout"],
-        "seen": lambda it: it["seen"][base],
-        "unseen": lambda it: not it["seen"][base],
-        "seen-train-frame": lambda it: it["seen"][base],
-    }[cell]
-    pairs = [(it, h) for it, h in zip(items, hits, strict=True) if keep(it)]
-    return [p[0] for p in pairs], [p[1] for p in pairs]
-
-
-def summarize(
-    cfg: KnowledgeConfig, prepared: Prepared, results: dict[tuple[int, str, str], dict]
-) -> tuple[list[dict], list[dict]]:
-    """Cells (variant x arm x cell: accuracy, interval, chance) and paired differences on held-out facts."""
-    cells, diffs = [], []
-    grouped: dict[tuple[str, str, str], dict[str, list[float]]] = {}
-    for variant in cfg.variants:
-        arms = list(run_dirs(cfg, Path(cfg.out), cfg.seeds[0], variant))
-        for arm in arms:
-            for cell in CELLS:
-                if cell == "seen-train-frame" and arm.endswith("+ft"):
-                    continue
-                pooled: dict[str, list[float]] = {}
-                chosen: list[dict] = []
-                for seed in cfg.seeds:
-                    r = results[(seed, variant, arm)]
-                    items = prepared.train_frame_items if cell == "seen-train-frame" else prepared.items
-                    hits = r["probe_hits"] if cell == "seen-train-frame" else r["hits"]
-                    if arm.endswith("+ft"):
-                        items = [it for it in items if it["lang"] == cfg.finetune_lang]
-                    chosen, kept = _cell_items(items, hits, cell, arm)
-                    for e, h in cloze.by_entity(chosen, kept).items():
-                        pooled.setdefault(e, []).extend(h)
-                grouped[(variant, arm, cell)] = pooled
-                acc = cloze.bootstrap_accuracy(pooled)
-                cells.append(
-                    {"variant": variant, "arm": arm, "cell": cell, "chance": cloze.chance(chosen), **acc}
-                )
-        for a, b in COMPARISONS:
-            if a in arms and b in arms:
-                d = cloze.paired_difference(
-                    grouped[(variant, a, "heldout")], grouped[(variant, b, "heldout")]
-                )
-                diffs.append({"variant": variant, "a": a, "b": b, "cell": "heldout", **d})
-    return cells, diffs
-
-
-def headline(diffs: list[dict]) -> tuple[str, float | None]:
-    """xling_cloze_gain: cs minus mono accuracy on held-out facts, for mdlm when it ran (else ar)."""
-    rows = {d["variant"]: d for d in diffs if (d["a"], d["b"]) == ("cs", "mono")}
-    variant = "mdlm" if "mdlm" in rows else next(iter(rows), None)
-    return (variant or "-"), (rows[variant]["mean"] if variant else None)
-
-
-def _fmt(v: Any) -> str:
-    return "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
-
-
-def report_markdown(cfg: KnowledgeConfig, prepared: Prepared, cells: list[dict], diffs: list[dict]) -> str:
-    variant, gain = headline(diffs)
-    lines = [
-        f"# Knowledge experiment `{cfg.name}` (budget `{cfg.budget}`)",
-        "",
-        f"Variants {list(cfg.variants)}, arms {list(cfg.arms)}, seeds {list(cfg.seeds)}, "
-        f"{'Latin names (shared-string control)' if cfg.latin_names else 'names in each script'}. "
-        f"Data: {json.dumps(prepared.counts)}. Intervals: 95% bootstrap over entities (seeds pooled). "
-        f"Headline: xling_cloze_gain ({variant}, cs - mono on held-out facts) = {_fmt(gain)}.",
-        "",
-        "| variant | arm | cell | accuracy | 95% interval | chance | items | entities |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for c in cells:
-        ci = "-" if c["low"] is None else f"[{c['low']:.3f}, {c['high']:.3f}]"
-        lines.append(
-            f"| {c['variant']} | {c['arm']} | {c['cell']} | {_fmt(c['mean'])} | {ci} | {_fmt(c['chance'])} | "
-            f"{c['n_items']} | {c['n_entities']} |"
-        )
-    lines += [
-        "",
-        "| variant | a - b (held-out facts) | difference | 95% interval | MDD (80% power) |",
-        "|---|---|---|---|---|",
-    ]
-    for d in diffs:
-        ci = "-" if d["low"] is None else f"[{d['low']:.3f}, {d['high']:.3f}]"
-        lines.append(
-            f"| {d['variant']} | {d['a']} - {d['b']} | {_fmt(d['mean'])} | {ci} | {_fmt(d['mdd'])} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def plot(cells: list[dict], path: Path) -> None:
-    """Accuracy by arm x cell, one panel per variant, with intervals and chance."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    variants = list(dict.fromkeys(c["variant"] for c in cells))
-    fig, axes = plt.subplots(1, len(variants), figsize=(6 * len(variants), 4), squeeze=False)
-    for ax, variant in zip(axes[0], variants, strict=True):
-        rows = [c for c in cells if c["variant"] == variant and c["mean"] is not None]
-        arms = list(dict.fromkeys(c["arm"] for c in rows))
-        width = 0.8 / len(CELLS)
-        for k, cell in enumerate(CELLS):
-            xs, ys, errs = [], [], [[], []]
-            for i, arm in enumerate(arms):
-                c = next((c for c in rows if c["arm"] == arm and c["cell"] == cell), None)
-                if c:
-                    xs.append(i + k * width)
-                    ys.append(c["mean"])
-                    bounded = c["low"] is not None  # one entity: no interval to draw
-                    errs[0].append(c["mean"] - c["low"] if bounded else 0.0)
-                    errs[1].append(c["high"] - c["mean"] if bounded else 0.0)
-            ax.bar(xs, ys, width, yerr=errs, label=cell, capsize=2)
-        chances = [c["chance"] for c in rows if c["chance"]]
-        if chances:
-            ax.axhline(sum(chances) / len(chances), color="k", linestyle=":", label="chance")
-        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(arms))], arms)
-        ax.set_ylim(0, 1)
-        ax.set_title(variant)
-        ax.set_ylabel("cloze accuracy")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def write_outputs(
-    cfg: KnowledgeConfig, prepared: Prepared, cells: list[dict], diffs: list[dict], out: Path
-) -> dict[str, str]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    variant, gain = headline(diffs)
-    paths = {
-        "report": out / "knowledge.md",
-        "summary": out / "knowledge.json",
-        "cells": out / "cells.parquet",
-        "plot": out / "knowledge.png",
-    }
-    paths["report"].write_text(report_markdown(cfg, prepared, cells, diffs))
-    summary = {
-        "config": asdict(cfg),
-        "data": prepared.data,
-        "counts": prepared.counts,
-        "cells": cells,
-        "differences": diffs,
-        "xling_cloze_gain": {"variant": variant, "value": gain},
-    }
-    paths["summary"].write_text(json.dumps(summary, indent=2, default=str))
-    pq.write_table(pa.Table.from_pylist(cells), paths["cells"])
-    plot(cells, paths["plot"])
-    return {k: str(v) for k, v in paths.items()}
+    return measured(run_dir, [items, probe, cfg.mc_samples], compute)
 
 
 def run_knowledge(cfg: KnowledgeConfig) -> dict[str, str]:
@@ -436,11 +253,6 @@ def run_knowledge(cfg: KnowledgeConfig) -> dict[str, str]:
         raise ConfigError(f"--out {out} is a file, not a directory")
     out.mkdir(parents=True, exist_ok=True)
     prepared = prepare(cfg, out)
-    results: dict[tuple[int, str, str], dict] = {}
-    for seed in cfg.seeds:
-        for variant in cfg.variants:
-            for arm in run_dirs(cfg, out, seed, variant):
-                run_dir = train_arm(cfg, prepared, out, seed, variant, arm)
-                results[(seed, variant, arm)] = measure(cfg, prepared, run_dir, arm)
+    results = grid(cfg, prepared).run(lambda run_dir, arm: measure(cfg, prepared, run_dir, arm))
     cells, diffs = summarize(cfg, prepared, results)
     return write_outputs(cfg, prepared, cells, diffs, out)
