@@ -4,7 +4,7 @@ cloze, print the table of accuracy by variant x arm x cell with 95% intervals an
 differences on held-out facts with their minimum detectable difference.
 
     .venv/bin/python bench/cs_knowledge.py --budget smoke --threads 2              # minutes
-    .venv/bin/python bench/cs_knowledge.py --budget bench-cpu --seeds 0,1,2 --threads 2
+    .venv/bin/python bench/cs_knowledge.py --budget bench-cpu --seeds 0,1,2 --threads 1   # sized for 1 thread
 Last line: `xling_cloze_gain=<cs minus mono accuracy on never-seen (held-out) facts>` (mdlm when it ran,
 else ar).
 """

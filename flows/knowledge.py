@@ -90,10 +90,12 @@ def cs_knowledge(
         for variant in cfg.variants:
             for arm in runs.run_dirs(seed, variant):  # fine-tuned arms after their base arm
                 results[(seed, variant, arm)] = step(root, asdict(cfg), seed, variant, arm)
-    cells, diffs = summarize(cfg, prepared, results)
-    paths = write_outputs(cfg, prepared, cells, diffs, out)
+    cells, diffs, power_rows = summarize(cfg, prepared, results)
+    paths = write_outputs(cfg, prepared, cells, diffs, power_rows, out)
     name = artifacts.artifact_key("cs-knowledge", budget, "latin" if latin_names else "")
     gain = next((d for d in diffs if (d["a"], d["b"]) == ("cs", "mono")), None)
+    unstored = sorted({f"{r['variant']} seed {r['seed']}" for r in power_rows if not r["stored"]})
+    caveat = f" NOT POWERED: the models did not store the facts ({', '.join(unstored)})" if unstored else ""
     publish(name, paths, cells, f"Knowledge cloze, budget {budget}, seeds {list(seeds)}; cs - mono on held-out "
-            f"facts: {gain and gain['mean']}; {paths['report']}")  # fmt: skip
+            f"facts: {gain and gain['mean']};{caveat} {paths['report']}")  # fmt: skip
     return paths

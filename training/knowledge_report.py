@@ -17,6 +17,11 @@ if TYPE_CHECKING:
 
 COMPARISONS = (("cs", "mono"), ("parallel", "mono"), ("cs-fixed", "mono"), ("cs", "cs-fixed"))
 CELLS = ("heldout", "seen", "unseen", "seen-train-frame")
+# Issue 18's power bar: the parallel arm (each fact spread over every language but its held-out one: the
+# fewest renderings per language) must answer >= 0.8 of its seen facts asked with a training frame, or the
+# models did not store the facts and a held-out comparison says nothing about transfer.
+POWER_ARM = "parallel"
+POWER_BAR = 0.8
 
 
 def _cell_items(items: list[dict], hits: list[bool], cell: str, arm: str) -> tuple[list[dict], list[bool]]:
@@ -31,10 +36,36 @@ def _cell_items(items: list[dict], hits: list[bool], cell: str, arm: str) -> tup
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
+def power(cfg: KnowledgeConfig, prepared: Prepared, results: dict[tuple[int, str, str], dict]) -> list[dict]:
+    """Per variant and seed: did the parallel arm store the facts (seen facts, training frame, >= the bar)?
+    Empty when the parallel arm was not run."""
+    rows = []
+    for variant in cfg.variants:
+        for seed in cfg.seeds:
+            r = results.get((seed, variant, POWER_ARM))
+            if r is None:
+                continue
+            _, hits = _cell_items(prepared.train_frame_items, r["probe_hits"], "seen-train-frame", POWER_ARM)
+            accuracy = sum(hits) / len(hits) if hits else None
+            rows.append(
+                {"variant": variant, "seed": seed, "arm": POWER_ARM, "accuracy": accuracy, "items": len(hits),
+                 "bar": POWER_BAR, "stored": accuracy is not None and accuracy >= POWER_BAR}
+            )  # fmt: skip
+    return rows
+
+
+def powered(power_rows: list[dict], variant: str) -> bool | None:
+    """True when every seed of `variant` stored the facts, False when one did not, None when unchecked."""
+    rows = [r for r in power_rows if r["variant"] == variant]
+    return all(r["stored"] for r in rows) if rows else None
+
+
 def summarize(
     cfg: KnowledgeConfig, prepared: Prepared, results: dict[tuple[int, str, str], dict]
-) -> tuple[list[dict], list[dict]]:
-    """Cells (variant x arm x cell: accuracy, interval, chance) and paired differences on held-out facts."""
+) -> tuple[list[dict], list[dict], list[dict]]:
+    """Cells (variant x arm x cell: accuracy, interval, chance), paired differences on held-out facts (each
+    marked `powered`: whether that variant passed the power check), and the power check's rows."""
+    checked = power(cfg, prepared, results)
     cells, diffs = [], []
     grouped: dict[tuple[str, str, str], dict[str, list[float]]] = {}
     for variant in cfg.variants:
@@ -64,8 +95,11 @@ def summarize(
                 d = cloze.paired_difference(
                     grouped[(variant, a, "heldout")], grouped[(variant, b, "heldout")]
                 )
-                diffs.append({"variant": variant, "a": a, "b": b, "cell": "heldout", **d})
-    return cells, diffs
+                diffs.append(
+                    {"variant": variant, "a": a, "b": b, "cell": "heldout",
+                     "powered": powered(checked, variant), **d}
+                )  # fmt: skip
+    return cells, diffs, checked
 
 
 def headline(diffs: list[dict]) -> tuple[str, float | None]:
@@ -79,16 +113,50 @@ def _fmt(v: Any) -> str:
     return "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
-def report_markdown(cfg: KnowledgeConfig, prepared: Prepared, cells: list[dict], diffs: list[dict]) -> str:
+def power_lines(power_rows: list[dict], variants: tuple[str, ...]) -> list[str]:
+    """The report's power section: per variant and seed, parallel's seen-fact accuracy with a training frame
+    against the bar, and what that means for the comparison."""
+    if not power_rows:
+        return [f"Power: not checked (the `{POWER_ARM}` arm was not run).", ""]
+    lines = [
+        f"## Power: did the models store the facts? (`{POWER_ARM}`, seen facts, training frame, bar "
+        f"{POWER_BAR})",
+        "",
+        "| variant | seed | accuracy | items | stored |",
+        "|---|---|---|---|---|",
+    ]
+    for r in power_rows:
+        lines.append(
+            f"| {r['variant']} | {r['seed']} | {_fmt(r['accuracy'])} | {r['items']} | "
+            f"{'yes' if r['stored'] else 'NO'} |"
+        )
+    lines.append("")
+    for variant in variants:
+        failed = [str(r["seed"]) for r in power_rows if r["variant"] == variant and not r["stored"]]
+        if failed:
+            lines.append(
+                f"**{variant}: the models did not store the facts** (seed {', '.join(failed)} below "
+                f"{POWER_BAR}): its held-out comparison is not reported, because a difference between arms "
+                "that never stored the facts says nothing about transfer (the numbers stay in knowledge.json)."
+            )
+    return lines + [""] if lines[-1] else lines
+
+
+def report_markdown(
+    cfg: KnowledgeConfig, prepared: Prepared, cells: list[dict], diffs: list[dict], power_rows: list[dict]
+) -> str:
     variant, gain = headline(diffs)
+    stored = powered(power_rows, variant)
+    caveat = " (not powered: the models did not store the facts)" if stored is False else ""
     lines = [
         f"# Knowledge experiment `{cfg.name}` (budget `{cfg.budget}`)",
         "",
         f"Variants {list(cfg.variants)}, arms {list(cfg.arms)}, seeds {list(cfg.seeds)}, "
         f"{'Latin names (shared-string control)' if cfg.latin_names else 'names in each script'}. "
         f"Data: {json.dumps(prepared.counts)}. Intervals: 95% bootstrap over entities (seeds pooled). "
-        f"Headline: xling_cloze_gain ({variant}, cs - mono on held-out facts) = {_fmt(gain)}.",
+        f"Headline: xling_cloze_gain ({variant}, cs - mono on held-out facts) = {_fmt(gain)}{caveat}.",
         "",
+        *power_lines(power_rows, cfg.variants),
         "| variant | arm | cell | accuracy | 95% interval | chance | items | entities |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -98,12 +166,14 @@ def report_markdown(cfg: KnowledgeConfig, prepared: Prepared, cells: list[dict],
             f"| {c['variant']} | {c['arm']} | {c['cell']} | {_fmt(c['mean'])} | {ci} | {_fmt(c['chance'])} | "
             f"{c['n_items']} | {c['n_entities']} |"
         )
-    lines += [
-        "",
-        "| variant | a - b (held-out facts) | difference | 95% interval | MDD (80% power) |",
-        "|---|---|---|---|---|",
-    ]
-    for d in diffs:
+    compared = [d for d in diffs if d["powered"] is not False]
+    if compared:
+        lines += [
+            "",
+            "| variant | a - b (held-out facts) | difference | 95% interval | MDD (80% power) |",
+            "|---|---|---|---|---|",
+        ]
+    for d in compared:
         ci = "-" if d["low"] is None else f"[{d['low']:.3f}, {d['high']:.3f}]"
         lines.append(
             f"| {d['variant']} | {d['a']} - {d['b']} | {_fmt(d['mean'])} | {ci} | {_fmt(d['mdd'])} |"
@@ -149,7 +219,12 @@ def plot(cells: list[dict], path: Path) -> None:
 
 
 def write_outputs(
-    cfg: KnowledgeConfig, prepared: Prepared, cells: list[dict], diffs: list[dict], out: Path
+    cfg: KnowledgeConfig,
+    prepared: Prepared,
+    cells: list[dict],
+    diffs: list[dict],
+    power_rows: list[dict],
+    out: Path,
 ) -> dict[str, str]:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -161,14 +236,15 @@ def write_outputs(
         "cells": out / "cells.parquet",
         "plot": out / "knowledge.png",
     }
-    paths["report"].write_text(report_markdown(cfg, prepared, cells, diffs))
+    paths["report"].write_text(report_markdown(cfg, prepared, cells, diffs, power_rows))
     summary = {
         "config": asdict(cfg),
         "data": prepared.data,
         "counts": prepared.counts,
         "cells": cells,
         "differences": diffs,
-        "xling_cloze_gain": {"variant": variant, "value": gain},
+        "power": power_rows,
+        "xling_cloze_gain": {"variant": variant, "value": gain, "powered": powered(power_rows, variant)},
     }
     paths["summary"].write_text(json.dumps(summary, indent=2, default=str))
     pq.write_table(pa.Table.from_pylist(cells), paths["cells"])
