@@ -16,7 +16,10 @@ arm, with 95% bootstrap intervals over entities (seeds pooled per entity) and ch
   unseen   : facts the arm never rendered in the query language (heldout included);
   seen-train-frame: seen facts asked with a training frame (power: do the models store the facts at all?);
 and the paired differences cs - mono, parallel - mono, cs-fixed - mono, cs - cs-fixed on held-out facts,
-with the minimum detectable difference (2.8 x the bootstrap SE). With `finetune_steps`, each arm's model is
+with the minimum detectable difference (2.8 x the bootstrap SE). The power check, per variant and seed: did
+parallel answer >= 0.8 of its seen facts with a training frame? A variant that did not gets no comparison in
+the report (training/knowledge_report.py). Training runs through training/experiment_runner.py (the grid of
+resumable runs shared with the Wikipedia experiment). With `finetune_steps`, each arm's model is
 then fine-tuned on monolingual biographies of other people in `finetune_lang` (`<arm>+ft`), and its held-out
 and unseen facts in that language are asked again.
 
