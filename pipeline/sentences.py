@@ -7,8 +7,10 @@ Rules, per script:
 - Latin, Cyrillic, Greek, Armenian, Georgian ...: `. ! ? …` end a sentence only when whitespace and a
   non-lowercase letter follow, and the word before the full stop is not a known abbreviation, a single
   letter (an initial) or an ordinal number before a lowercase word.
-- Armenian `։` (and `:` used in its place), Devanagari `।` `॥`, Ethiopic `።`, Myanmar `။`, Tibetan `།`,
-  Khmer `។`, Arabic `؟` `۔`: always end a sentence.
+- Armenian `։` (and `:` used in its place), Devanagari `।` `॥`, Ethiopic `።`, Myanmar `။`, Khmer `។`,
+  Arabic `؟` `۔`: always end a sentence.
+- Tibetan `།` ends a clause as well as a sentence: it ends a sentence unless the syllable before it is a
+  particle that needs a continuation (a connective, a case ending, the topic or quotative marker).
 - CJK `。！？` end a sentence without any following space.
 Closing quotes and brackets after a terminator stay with the sentence. A line break (one list item per
 line) always ends a sentence.
@@ -134,12 +136,36 @@ def thai_spans(text: str) -> list[tuple[int, int]]:
     if pos < len(text):
         _append_trimmed(text, pos, len(text), spans)
     merged: list[tuple[int, int]] = []
-    for a, b in spans:  # the model ends sentences at abbreviations ("11.00 น." = o'clock): rejoin them
-        if merged and text[merged[-1][1] - 1] == "." and _abbreviation_before(text, merged[-1][1] - 1):
+    for a, b in spans:
+        # The model ends sentences at abbreviations ("11.00 น." = o'clock) and before words that tie what
+        # follows to what precedes (THAI_CONTINUATIONS): rejoin both.
+        after_abbreviation = (
+            merged and text[merged[-1][1] - 1] == "." and _abbreviation_before(text, merged[-1][1] - 1)
+        )
+        if merged and (after_abbreviation or _starts_with_continuation(text, a, b)):
             merged[-1] = (merged[-1][0], b)
         else:
             merged.append((a, b))
     return merged
+
+
+# Thai words that cannot open an independent sentence, because they tie their clause to the one before:
+# the coordinators และ "and" and หรือ "or", the relative ซึ่ง "which", the connectives โดย/โดยที่ "by,
+# whereby", จึง "therefore", เพื่อ/เพื่อให้ "in order to", ทำให้ "causing", and the list openers เช่น "such
+# as", รวมทั้ง/รวมถึง/รวมไปถึง "including", โดยเฉพาะ(อย่างยิ่ง) "especially". A space before them is a clause
+# boundary inside the sentence.
+_THAI_CONTINUATIONS_TEXT = (
+    "และ หรือ ซึ่ง โดย โดยที่ จึง เพื่อ เพื่อให้ ทำให้ เช่น รวมทั้ง รวมถึง รวมไปถึง โดยเฉพาะ โดยเฉพาะอย่างยิ่ง"
+)
+THAI_CONTINUATIONS = frozenset(_THAI_CONTINUATIONS_TEXT.split())
+
+
+def _starts_with_continuation(text: str, start: int, end: int) -> bool:
+    """Whether the first Thai word of text[start:end] is one of THAI_CONTINUATIONS."""
+    from pythainlp.tokenize import word_tokenize
+
+    words = word_tokenize(text[start : min(end, start + 24)], engine="newmm", keep_whitespace=False)
+    return bool(words) and words[0] in THAI_CONTINUATIONS
 
 
 def rule_spans(text: str, lang: str = "") -> list[tuple[int, int]]:
@@ -159,6 +185,8 @@ def rule_spans(text: str, lang: str = "") -> list[tuple[int, int]]:
         # A line break ends a sentence (list items, one per line); so does a Tibetan ga-final space.
         if ch == "\n" or (ch == " " and i > start and _tibetan_sentence_end(text, i)):
             end = i
+            i += 1
+        elif ch == "།" and _tibetan_clause_shad(text, i):
             i += 1
         elif ch in HARD_STOPS or ch in "!?":
             # `!`/`?` before whitespace act like soft stops below; in CJK text a bare `！？` is hard.
@@ -205,6 +233,22 @@ def _tibetan_sentence_end(text: str, space: int) -> bool:
     Tibetan text after it, ends a sentence (inside a sentence a space follows a tsheg ་ or a shad །)."""
     before, after = text[space - 1], text[space + 1 : space + 2]
     return "\u0f40" <= before <= "\u0fbc" and bool(after) and "\u0f40" <= after <= "\u0fbc"
+
+
+# Tibetan syllables after which a shad closes a clause, never a sentence: the connectives (དང "and",
+# ཅིང/ཞིང/ཤིང and སྟེ/ཏེ "and then", ཀྱང/ཡང/འང/རུང "even, also", ན "if, when", ནས "after, from"), the case
+# endings that need a head or a verb after them (genitive ཀྱི/གྱི/གི, terminative ཏུ/དུ/སུ/རུ/པར/བར,
+# dative-locative ལ, ablative ལས), the topic marker ནི and the quotative ཅེས/ཞེས/ཤེས. A sentence ends in a
+# verb or auxiliary (རེད ཡོད ཡིན འདུག སོང, Dzongkha ཨིན མས) or a final particle (གོ ངོ ... སོ).
+_TIBETAN_CLAUSE_PARTICLES_TEXT = "དང ཅིང ཞིང ཤིང སྟེ ཏེ ཀྱང ཡང འང རུང ན ནས ཀྱི གྱི གི ཏུ དུ སུ རུ པར བར ལ ལས ནི ཅེས ཞེས ཤེས"
+TIBETAN_CLAUSE_PARTICLES = frozenset(_TIBETAN_CLAUSE_PARTICLES_TEXT.split())
+_TIBETAN_SYLLABLE_BEFORE = regex.compile(r"([\u0f40-\u0fbc]+)[\u0f0b\u0f0c]?\s*$")
+
+
+def _tibetan_clause_shad(text: str, shad: int) -> bool:
+    """True when the shad at `shad` closes a clause: the syllable before it is a clause particle."""
+    m = _TIBETAN_SYLLABLE_BEFORE.search(text, max(0, shad - 12), shad)
+    return bool(m) and m.group(1) in TIBETAN_CLAUSE_PARTICLES
 
 
 def _append_trimmed(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:

@@ -212,6 +212,10 @@ LID = pa.schema(
         _f("heliport_score", pa.float32(), "heliport's confidence (higher is surer)"),
         _f("lid176", pa.string(), "lid.176's label mapped to ISO 639-3: the second opinion"),
         _f("lid176_prob", pa.float32(), "lid.176's probability of its label"),
+        _f(
+            "cld2", pa.string(), "CLD2's label mapped to ISO 639-3 ('und' unless reliable): the third opinion"
+        ),
+        _f("cld2_score", pa.float32(), "CLD2's normalized score of its label"),
         _f("identifier", pa.string(), "identifier versions and decision rule that produced the row"),
     ]
 )

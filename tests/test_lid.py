@@ -107,6 +107,22 @@ def test_heliport_primary_lid176_beside_it() -> None:
     assert [i.lid176 for i in ids[:3]] == ["ukr", "ara", "swa"]  # lid.176 labels mapped to ISO 639-3
     assert [i.lang for i in ids] == ["ukr", "ara", "swa", "und"]
     assert all(i.heliport_score > 0 and 0.5 < i.lid176_prob <= 1.0 for i in ids[:3])
+    assert [i.cld2 for i in ids] == ["ukr", "ara", "swa", "und"]  # CLD2 agrees and does not override
+
+
+def test_cld2_names_languages_the_others_lack() -> None:
+    hausa = (
+        "Manyan masu bincike sun ce wannan na iya sa a gano ciwon daji, tarin fuka, HIV da zazzaɓin cizon "
+        "sauro da wuri ga marasa lafiya a ƙasashe masu ƙarancin kuɗaɗen shiga."
+    )
+    wolof = "Ci Altine gi, xeltukat yi nekk Daara ju kawe ji di ajju ci wàllu Paj bu Stanford yëgle nañu."
+    ids = lid.identify([hausa, wolof])
+    assert lid.named_by_neither("hau") and lid.named_by_neither("wol") and not lid.named_by_neither("swh")
+    assert [i.heliport for i in ids] != ["hau", "wol"]  # heliport has no label for either
+    assert [(i.cld2, i.lang) for i in ids] == [("hau", "hau"), ("wol", "wol")]
+    assert all(i.cld2_score >= lid.THIRD_OPINION_MIN_SCORE for i in ids)
+    assert "hau" not in lid.heliport_labels() and "zul" in lid.heliport_labels()
+    assert lid.cld2_opinion("") == ("und", 0.0)
 
 
 def test_lid_attribute_table_keyed_by_document_and_segment(data_root) -> None:

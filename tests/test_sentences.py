@@ -132,6 +132,13 @@ def test_cjk_clauses_need_no_space_and_short_pieces_merge() -> None:
         ("ka", "ეს არის პირველი. ეს მეორეა.", ["ეს არის პირველი.", "ეს მეორეა."]),
         # Tibetan: no shad after a final ga, a space ends the sentence
         ("bo", "ཁོང་ཚོ་ཕྱིར་ལོག་འདུག ཆུ་ཚོད་བཅུ་གཅིག་ལ་སླེབ།", ["ཁོང་ཚོ་ཕྱིར་ལོག་འདུག", "ཆུ་ཚོད་བཅུ་གཅིག་ལ་སླེབ།"]),
+        # Tibetan: a shad after a clause particle (ནས "after") closes a clause, after an auxiliary a sentence
+        (
+            "bo",
+            "ཁོང་ལྷ་སར་སོང་ནས། ཆུ་ཚོད་གཉིས་སྡོད་པ་རེད། ཁོ་ཚོ་ཕྱིར་ལོག་ཡོད།",
+            ["ཁོང་ལྷ་སར་སོང་ནས། ཆུ་ཚོད་གཉིས་སྡོད་པ་རེད།", "ཁོ་ཚོ་ཕྱིར་ལོག་ཡོད།"],
+        ),
+        ("bo", "ཀུ་ཤུ་དང་། ཚལ་ཐང་བཟས་སོ། ཁོ་ཕྱིར་ལོག་ཡོད།", ["ཀུ་ཤུ་དང་། ཚལ་ཐང་བཟས་སོ།", "ཁོ་ཕྱིར་ལོག་ཡོད།"]),
         ("sat", "ᱱᱚᱶᱟ ᱢᱤᱫ ᱠᱟᱛᱷᱟ ᱾ ᱱᱚᱶᱟ ᱵᱟᱨ ᱾", ["ᱱᱚᱶᱟ ᱢᱤᱫ ᱠᱟᱛᱷᱟ ᱾", "ᱱᱚᱶᱟ ᱵᱟᱨ ᱾"]),
     ],
 )
@@ -157,6 +164,17 @@ def test_thai_sentences_end_at_a_space_and_its_full_stop_is_an_abbreviation() ->
     assert len(got) >= 2
     assert not any(piece.endswith("น.") for piece in got)  # "11.00 น." (o'clock) is never an end
     assert got[0].startswith("การประท้วงเริ่มขึ้นประมาณ 11.00 น. ตามเวลา")
+    _check_spans(text, spans)
+
+
+def test_thai_space_before_a_relative_or_connective_is_inside_the_sentence() -> None:
+    # PyThaiNLP's CRF ends a sentence before ซึ่ง ("which"); the relative ties its clause to the one before
+    text = "บริษัทเปิดตัวโทรศัพท์รุ่นใหม่ ซึ่งมีกล้องสามตัว ราคาของมันสูงกว่ารุ่นเดิมมาก"
+    spans = split_sentences(text, "th")
+    assert [text[a:b] for a, b in spans] == [
+        "บริษัทเปิดตัวโทรศัพท์รุ่นใหม่ ซึ่งมีกล้องสามตัว",
+        "ราคาของมันสูงกว่ารุ่นเดิมมาก",
+    ]
     _check_spans(text, spans)
 
 

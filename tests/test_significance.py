@@ -107,6 +107,23 @@ def test_tokens_are_words_punctuation_and_single_cjk_characters():
     assert tokenize("") == [] and tokenize(" \n\t ") == []
 
 
+def test_enrichment_words_are_segmented_words_in_japanese_and_tokens_elsewhere():
+    from bench.significance import frequent_word_share, word_spans
+
+    text = "東京は日本の首都です。研究者たちはチップを開発しました。"
+    words = [text[a:b] for a, b in word_spans(text, "jpn_Jpan")]
+    assert words[:6] == ["東京", "は", "日本", "の", "首都", "です"] and "チップ" in words
+    assert "".join(words) == text  # every character lies in exactly one word
+    english = "The capital of Japan is Tokyo."
+    assert word_spans(english, "eng_Latn") == tokenize(english)
+    # A ranked token counts when its word is frequent: は (one character) and です (two) do, 東京 does not.
+    spans = tokenize(text)
+    ranked = [[{"start": a, "end": b, "removal_rank": k} for k, (a, b) in enumerate(spans)]]
+    overall, early = frequent_word_share([text], ranked, "jpn_Jpan", {"は", "です"})
+    assert overall == pytest.approx(4 / len(spans))  # は twice, で and す of です, nothing else
+    assert early == pytest.approx(1 / (len(spans) // 4))  # the first quarter (東 京 は ...) holds one は
+
+
 def test_windows_pack_whole_sentences_within_budget():
     text = "One two three. Four five six seven. Eight nine. " + " ".join(f"W{i}" for i in range(30)) + "."
     spans = tokenize(text)

@@ -149,6 +149,8 @@ def sample_rows(table: str, n: int = 5) -> list[dict]:
                     "heliport_score": 0.9,
                     "lid176": "ara",
                     "lid176_prob": 0.8,
+                    "cld2": "ara",
+                    "cld2_score": 1024.0,
                     "identifier": "heliport-1.0.1+lid176",
                 },
             }[table]
