@@ -200,13 +200,18 @@ def fetch_wiki(
 
 
 @task(cache_policy=CACHE_POLICY, task_run_name="align/rank-{rank}-of-{world_size}", **retry_policy())
-def align_shard(root: str, wiki: str, dataset: str, version: str, rank: int, world_size: int) -> dict:
-    from pipeline.align import align_version
+def align_shard(
+    root: str, wiki: str, dataset: str, version: str, rank: int, world_size: int, encoder: str = "none"
+) -> dict:
+    from pipeline.align import align_version, alignment_encoder
 
     writer = _writer(root, dataset, version)
     if writer is None:
         return {"skipped": True}
-    return align_version(ref_from_path(wiki), writer, rank=rank, world_size=world_size)
+    # an encoder uses every core: it takes a slot of the `encoder` concurrency limit, as significance does
+    with encoder_slot() if encoder != "none" else contextlib.nullcontext():
+        enc = alignment_encoder(encoder)
+        return align_version(ref_from_path(wiki), writer, rank=rank, world_size=world_size, encoder=enc)
 
 
 @task(cache_policy=CACHE_POLICY, task_run_name="documents/rank-{rank}-of-{world_size}", **retry_policy())
@@ -267,6 +272,7 @@ def build_corpus(
     min_langs: int = 3,
     max_chars: int = 2000,
     rankers: list[str] = ["loo"],  # noqa: B006 - Prefect parameters are copied per run
+    align_encoder: Literal["none", "e5", "minilm"] = "none",
     requests_per_second: float = 10.0,
     task_runner: str = "threads",
     refresh_cache: bool = False,
@@ -276,6 +282,7 @@ def build_corpus(
     """Build one corpus; returns {stage: version path} for wiki, align, docs, sig.
 
     `timeouts`: seconds per task of the stages fetch, ingest, significance (policy.TASK_TIMEOUTS);
+    `align_encoder`: embedding-margin evidence for alignment beside the anchors (e5 reads every script);
     `encoders_at_once`: the `encoder` concurrency limit, created with this many slots if missing."""
     logger = get_run_logger()
     if shards < 1:
@@ -302,11 +309,12 @@ def build_corpus(
 
     with make_task_runner(task_runner) as runner:
         # 2. align (sharded by concept)
-        params = {"world_size": shards}
+        params = {"world_size": shards, "encoder": align_encoder}
         version = plan(root, f"{name}-align", params, [wiki])
         reports = run_shards(
-            runner, stage(align_shard), shards, root=root, wiki=wiki, dataset=f"{name}-align", version=version
-        )
+            runner, stage(align_shard), shards, root=root, wiki=wiki, dataset=f"{name}-align", version=version,
+            encoder=align_encoder,
+        )  # fmt: skip
         align = commit(root, f"{name}-align", version, params, [wiki], reports, "alignments")
         logger.info("align: %s", ref_from_path(align))
 

@@ -496,6 +496,20 @@ def dataset_name(source: str, kind: str) -> str:
     return f"{base}-{kind}"
 
 
+ALIGN_ENCODERS = ("none", "e5", "minilm")
+
+
+def alignment_encoder(backend: str):
+    """The encoder whose embedding margin joins the anchor evidence: None for 'none', else a packaged
+    pipeline.encoder backend (e5: multilingual, the one to use across scripts)."""
+    from pipeline.encoder import Encoder, EncoderConfig
+    from wikimix.errors import ConfigError
+
+    if backend not in ALIGN_ENCODERS:
+        raise ConfigError(f"unknown alignment encoder {backend!r} (known: {', '.join(ALIGN_ENCODERS)})")
+    return None if backend == "none" else Encoder(EncoderConfig(backend=backend))
+
+
 def run_align(
     wiki_ref,
     root=None,

@@ -256,3 +256,19 @@ def test_run_align_with_an_encoder_records_it(data_root: Path) -> None:
     rows = ref.read("alignments").to_pylist()
     paragraphs = [json.loads(r["evidence"]) for r in rows if r["unit"] == "paragraph" and r["key_b"]]
     assert paragraphs and all("margin" in e and "cos" in e for e in paragraphs if e["method"] != "transitive")
+
+
+def test_align_command_takes_the_multilingual_encoder(data_root: Path, capsys) -> None:
+    from storage.store import open_version
+    from wikimix.commands.corpus import align as align_command
+
+    write_version(data_root, "c-wiki", {"sections": UK + VI + JA})
+    align_command("c-wiki", root=str(data_root), encoder="e5")
+    with_e5 = open_version(str(data_root), "c-align", "latest")
+    assert with_e5.manifest()["params"]["encoder"].startswith("e5")
+    rows = with_e5.read("alignments").to_pylist()
+    assert any("margin" in json.loads(r["evidence"]) for r in rows if r["unit"] == "paragraph" and r["key_b"])
+    align_command("c-wiki", root=str(data_root), out="anchors-align")  # the default: anchors only
+    assert open_version(str(data_root), "anchors-align", "latest").manifest()["params"]["encoder"] == ""
+    with pytest.raises(WikimixError, match="unknown alignment encoder"):
+        align_command("c-wiki", root=str(data_root), out="x-align", encoder="labse")

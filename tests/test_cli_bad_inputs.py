@@ -259,6 +259,7 @@ CASES = [
     Case("align-missing", ("align", "nosuch-wiki"), "nosuch-wiki"),
     Case("align-empty-wiki", ("align", "empty-wiki", "--out", "fromempty-align"), "empty-wiki"),
     Case("align-bad-out-name", ("align", "ok-wiki", "--out", "../escape"), "escape"),
+    Case("align-bad-encoder", ("align", "ok-wiki", "--encoder", "bogus"), "bogus"),
     Case("codeswitch-missing", ("codeswitch", "nosuch-align"), "nosuch-align"),
     Case("codeswitch-bad-policy", ("codeswitch", "ok-wiki", "--policy", "bogus"), "bogus"),
     Case("codeswitch-bad-granularity", ("codeswitch", "ok-wiki", "--granularity", "phrase"), "phrase"),

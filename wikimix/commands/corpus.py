@@ -55,11 +55,15 @@ def align(
     out: Annotated[str | None, typer.Option(help="output dataset (default NAME-align)")] = None,
     shards: Annotated[int, typer.Option(min=1, help="number of output shards (ranks)")] = 1,
     no_position: Annotated[bool, typer.Option(help="ignore unit order (shuffled inputs)")] = False,
+    encoder: Annotated[
+        str, typer.Option(help="embedding-margin evidence beside the anchors: none | e5 | minilm")
+    ] = "none",
 ) -> None:
     """Align every concept's sections, paragraphs and sentences across languages."""
-    from pipeline.align import AlignConfig, run_align
+    from pipeline.align import AlignConfig, alignment_encoder, run_align
 
-    ref, reports = run_align(_open(root, wiki), root, out, shards, AlignConfig(use_position=not no_position))
+    cfg = AlignConfig(use_position=not no_position)
+    ref, reports = run_align(_open(root, wiki), root, out, shards, cfg, alignment_encoder(encoder))
     _print_reports(ref, reports)
 
 
