@@ -9,6 +9,9 @@ EMA, every rank's RNG states and the data position are restored, so the loss cur
 as if the run had never stopped. Under torchrun (WORLD_SIZE > 1) gradients are averaged with DDP
 (gloo on CPU, nccl on CUDA); each rank reads its own share of the shards.
 
+Documents are tokenised once per (data version, tokenizer) into a stored token table that epochs, resumes
+and later runs read (training/token_table.py); a resume seeks in it without tokenising anything.
+
 The first start pins the data: `--data NAME-docs` (or `@latest`) is resolved to `NAME-docs@<version>`,
 kept in the run marker and config.json, and a resume always reads that version. A resume whose --data
 is unpinned keeps the pinned version, with a one-line warning on stderr when `latest` has moved since;
@@ -38,7 +41,7 @@ from torch import nn
 
 from training import checkpoint, run_dir
 from training.config import TrainConfig
-from training.data import DataOptions, MarkovData, open_data
+from training.data import DataOptions, MarkovData, ShardData, open_data
 from training.models import load_variant, make_config
 from training.tokenizers import BPETokenizer, ByteTokenizer, Tokenizer, load_tokenizer
 from training.variant import Batch
@@ -324,6 +327,11 @@ def _train(
     )
     tok = _tokenizer(cfg, out, data, rank, world, module)
     data.tok = tok
+    if isinstance(data, ShardData):  # tokenise once (or find the stored ids): rank 0 first, then the rest
+        if rank == 0:
+            data.token_table()
+        _barrier(world)
+        data.token_table()
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     variant = module.build(model_cfg, tok.vocab_size, tok.special).to(device)
