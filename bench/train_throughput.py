@@ -5,6 +5,9 @@ vs a bare loop on the same model and the same batches. Last line: `trainer_vs_ba
     .venv/bin/python bench/train_throughput.py --budget bench-cpu --variants "" --threads 1 --repeats 3
     .venv/bin/python bench/train_throughput.py --budget bench-cpu --variants ar,sdd --steps 2 --warmup 1
 
+--compile also times each listed entry with its backbone torch.compiled (same weights, same batches) and
+reports the wall time of the untimed first steps, where compiling happens (training.trainer.compiles).
+
 --variants takes variants or comparison entries (training.config.ENTRIES, e.g. embed-hyper, sdd-pooled).
 With `ar` and an SDD entry listed, it also prints, before the last line, `sdd_vs_ar_step=<seconds per
 optimizer step, sdd / ar>` (goal <= 10) and `sdd_peak_rss_gb=<peak resident GB>` (goal <= 4): each SDD

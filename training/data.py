@@ -240,13 +240,25 @@ class ShardData:
         self._tok = tokenizer
         self._tokens: VersionRef | None = None
 
-    def token_table(self) -> VersionRef:
+    def token_table(self) -> VersionRef | None:
         """This text table's token ids under this tokenizer (training/token_table.py): found, or
         tokenised and stored on first use, so no document is tokenised twice, across epochs, resumes
-        and runs."""
+        and runs. None for a text table without rows: nothing to store (a run on it stops on bad input
+        and leaves nothing behind)."""
         if self._tokens is None:
+            if not self.ref.num_rows(self.table):
+                self.ref.check_shards(self.table)
+                return None
             self._tokens = ensure_token_table(self.ref, self.table, self.tok)
         return self._tokens
+
+    def _token_rows(self, columns: list[str], split: str, epoch: int | None) -> Iterator[tuple[str, tuple]]:
+        """(row id, row) of the token table (`columns`, starting with TOKEN_KEY and n_tokens) of one split,
+        this rank's share, in the order the text rows come (see _split_rows)."""
+        table = self.token_table()
+        if table is None:
+            return iter(())
+        return self._split_rows(table, TOKENS_TABLE, columns, split, None, None, epoch, _token_key, 2)
 
     def _tokenized(
         self, split: str, epoch: int | None = None
@@ -255,9 +267,7 @@ class ShardData:
         columns = TOKEN_KEY + ["n_tokens", "ids"]
         if self.significance is not None:
             columns += ["starts", "ends"]
-        for doc_id, row in self._split_rows(
-            self.token_table(), TOKENS_TABLE, columns, split, None, None, epoch, _token_key, 2
-        ):
+        for doc_id, row in self._token_rows(columns, split, epoch):
             ids = row[3]
             if self.significance is None:
                 yield doc_id, ids, None
@@ -269,20 +279,7 @@ class ShardData:
     def _windows_per_epoch(self) -> int:
         """Training windows in one epoch of this rank's share: its tokens and one <eos> per document, cut
         every seq_len, whatever the order (counted from the stored lengths alone)."""
-        total = sum(
-            row[2] + 1
-            for _, row in self._split_rows(
-                self.token_table(),
-                TOKENS_TABLE,
-                TOKEN_KEY + ["n_tokens"],
-                "train",
-                None,
-                None,
-                None,
-                _token_key,
-                2,
-            )
-        )
+        total = sum(row[2] + 1 for _, row in self._token_rows(TOKEN_KEY + ["n_tokens"], "train", None))
         return total // self.opt.seq_len
 
     # ---- training windows ----------------------------------------------------------------------------

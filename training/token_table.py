@@ -76,13 +76,11 @@ def build_token_table(source: VersionRef, table: str, tok: Tokenizer) -> Version
     )
     try:
         n_files = len(source.files(table))
-        columns = unit_columns(table, column_names(source, table)) + ["text"] if n_files else []
+        columns = unit_columns(table, column_names(source, table)) + ["text"]
         for shard in range(n_files):
             writer.write_shard(
                 TOKENS_TABLE, shard, n_files, _tokenised(source, table, columns, tok, shard, n_files)
             )
-        if not n_files:  # an empty source still gets its (empty) table
-            writer.write_shard(TOKENS_TABLE, 0, 1, [])
         return writer.commit()
     except BaseException:
         writer.discard()
