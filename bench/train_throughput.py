@@ -5,6 +5,9 @@ vs a bare loop on the same model and the same batches. Last line: `trainer_vs_ba
     .venv/bin/python bench/train_throughput.py --budget bench-cpu --variants "" --threads 1 --repeats 3
     .venv/bin/python bench/train_throughput.py --budget bench-cpu --variants ar,sdd --steps 2 --warmup 1
 
+--compile also times each listed entry with its backbone torch.compiled (same weights, same batches) and
+reports the wall time of the untimed first steps, where compiling happens (training.trainer.compiles).
+
 --variants takes variants or comparison entries (training.config.ENTRIES, e.g. embed-hyper, sdd-pooled).
 With `ar` and an SDD entry listed, it also prints, before the last line, `sdd_vs_ar_step=<seconds per
 optimizer step, sdd / ar>` (goal <= 10) and `sdd_peak_rss_gb=<peak resident GB>` (goal <= 4): each SDD
@@ -46,7 +49,7 @@ from training.data import DataOptions, ShardData  # noqa: E402
 from training.models import load_variant  # noqa: E402
 from training.models import make_config as model_config  # noqa: E402
 from training.tokenizers import BPETokenizer, ByteTokenizer, load_tokenizer  # noqa: E402
-from training.trainer import LossModule, autocast, make_optimizer, train  # noqa: E402
+from training.trainer import LossModule, autocast, compile_backbone, make_optimizer, train  # noqa: E402
 from training.variant import Batch  # noqa: E402
 
 
@@ -85,9 +88,12 @@ def bare_tok_per_s(variant, batches, cfg, warmup: int) -> dict[str, float]:
     step_fn = LossModule(variant)
     variant.train()
     wall, cpu, tokens = 0.0, 0.0, 0
+    started = time.perf_counter()
+    warmup_wall = 0.0
     for i, batch in enumerate(batches):
         if i == warmup:
             wall, cpu, tokens = time.perf_counter(), time.process_time(), 0
+            warmup_wall = wall - started
         optimizer.zero_grad(set_to_none=True)
         with autocast(cfg, torch.device("cpu")):
             loss, _ = step_fn(batch)
@@ -101,11 +107,14 @@ def bare_tok_per_s(variant, batches, cfg, warmup: int) -> dict[str, float]:
         "cpu": tokens / cpu,
         "wall_step_s": wall / steps,
         "cpu_step_s": cpu / steps,
+        "warmup_wall_s": warmup_wall,
     }
 
 
 def measure_entry(name: str, args, ref, bpe, options, total: int) -> tuple[dict[str, float], int, str]:
-    """Bare-loop rates of one entry (variant or ENTRIES name) on the first `total` training batches."""
+    """Bare-loop rates of one entry (variant or ENTRIES name) on the first `total` training batches; with
+    --compile, also the same loop on the same weights with the backbone compiled (`compiled_*` rates and
+    `compile_s`, the wall time of the untimed first steps, where compiling happens)."""
     variant_name = ENTRIES.get(name, (name, {}))[0]
     module = load_variant(variant_name)
     tok = ByteTokenizer() if getattr(module, "TOKENIZER", None) == "byte" else bpe
@@ -116,7 +125,15 @@ def measure_entry(name: str, args, ref, bpe, options, total: int) -> tuple[dict[
         batches = synthetic_ranks(batches)
     torch.manual_seed(0)
     variant = module.build(model_config(variant_name, cfg.model), tok.vocab_size, tok.special)
-    return bare_tok_per_s(variant, batches, cfg, args.warmup), count_parameters(variant), tok.name
+    measured = bare_tok_per_s(variant, batches, cfg, args.warmup)
+    if args.compile:
+        torch.manual_seed(0)
+        variant = module.build(model_config(variant_name, cfg.model), tok.vocab_size, tok.special)
+        compile_backbone(variant, dataclasses.replace(cfg, compile="on"), torch.device("cpu"))
+        compiled = bare_tok_per_s(variant, batches, cfg, args.warmup)
+        measured |= {f"compiled_{k}": v for k, v in compiled.items() if k != "warmup_wall_s"}
+        measured["compile_s"] = compiled["warmup_wall_s"]
+    return measured, count_parameters(variant), tok.name
 
 
 def measure_in_subprocess(name: str, args, root: Path, ref, tokenizer_path: Path) -> dict:
@@ -125,6 +142,8 @@ def measure_in_subprocess(name: str, args, root: Path, ref, tokenizer_path: Path
     command += ["--child-tokenizer", str(tokenizer_path)]
     for flag in ("budget", "steps", "warmup", "threads", "precision"):
         command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    if args.compile:
+        command.append("--compile")
     for flag in ("batch_size", "seq_len"):
         if getattr(args, flag) is not None:
             command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
@@ -191,6 +210,11 @@ def main() -> None:
         choices=["cpu", "wall"],
         help="clock of the reported rates: process CPU time (robust on a shared machine with --threads 1) or wall",
     )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time each entry with its backbone torch.compiled (same weights, same batches)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: measure one entry, print JSON
     parser.add_argument("--child-data", help=argparse.SUPPRESS)
     parser.add_argument("--child-tokenizer", help=argparse.SUPPRESS)
@@ -244,6 +268,13 @@ def main() -> None:
             rates[name], step_s[name] = measured[args.clock], measured[f"{args.clock}_step_s"]
             synthetic = " (SYNTHETIC significance ranks)" if name == "semantic-insert" else ""
             rss = f"  peak RSS {peak_rss[name]:.2f} GB" if name in peak_rss else ""
+            if "compile_s" in measured:
+                compiled = measured[f"compiled_{args.clock}"]
+                print(
+                    f"{name:>16}: compiled {compiled:8.0f} tok/s ({args.clock} clock; wall "
+                    f"{measured['compiled_wall']:.0f}), x{compiled / rates[name]:.3f} of eager; the "
+                    f"{args.warmup} untimed first steps (compiling) took {measured['compile_s']:.1f} s wall"
+                )
             print(
                 f"{name:>16}: {params / 1e6:6.2f}M params  {rates[name]:8.0f} tok/s "
                 f"({args.clock} clock; wall {measured['wall']:.0f})  {step_s[name]:7.2f} s/step  "

@@ -8,6 +8,7 @@ Keys (see ../shared/ARCHITECTURE.md):
   documents    doc_id
   significance (doc_id, ranker)
   lid          (doc_id, segment_idx)
+  tokens       doc_id; row for row with the text table it was tokenised from (training/token_table.py)
 
 Derived signals (significance, lid) live in their own attribute tables keyed by doc_id, never written back into
 `documents` (dolma's attributes). The schema fingerprint in a manifest covers names, types and nullability,
@@ -220,6 +221,37 @@ LID = pa.schema(
     ]
 )
 
+TOKENS = pa.schema(
+    [
+        _f(
+            "doc_id",
+            pa.string(),
+            "id of the source row: documents.doc_id, or 'wiki:page_id' for a sections row",
+            nullable=False,
+        ),
+        _f(
+            "unit",
+            pa.string(),
+            "split unit of the row: its concept, else its id (training/split.py)",
+            nullable=False,
+        ),
+        _f(
+            "n_tokens",
+            pa.int32(),
+            "number of token ids (read alone to count windows without the ids)",
+            nullable=False,
+        ),
+        _f(
+            "ids",
+            pa.list_(pa.int32()),
+            "token ids of the row's text, no special tokens added",
+            nullable=False,
+        ),
+        _f("starts", pa.list_(pa.int32()), "character offset in the text where each token starts"),
+        _f("ends", pa.list_(pa.int32()), "character offset where each token ends (exclusive)"),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "pages": PAGES,
     "sections": SECTIONS,
@@ -228,6 +260,7 @@ TABLES: dict[str, pa.Schema] = {
     "documents": DOCUMENTS,
     "significance": SIGNIFICANCE,
     "lid": LID,
+    "tokens": TOKENS,
 }
 
 

@@ -145,6 +145,13 @@ class VersionRef:
             raise StorageError(f"{self} has no table {table!r} (has: {', '.join(sorted(tables)) or 'none'})")
         return [(_join(self.path, table, f["name"]), f) for f in tables[table]["files"]]
 
+    def check_shards(self, table: str) -> None:
+        """Check every shard of the table against the manifest's sha256 (see check_shard), e.g. the source
+        of a derived table read in its place."""
+        fs, _ = _fs(self.root)
+        for path, facts in self._shards(table):
+            check_shard(fs, path, facts, self)
+
     def num_rows(self, table: str) -> int:
         return int(self.manifest()["tables"][table]["rows"])
 

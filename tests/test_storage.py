@@ -153,6 +153,14 @@ def sample_rows(table: str, n: int = 5) -> list[dict]:
                     "cld2_score": 1024.0,
                     "identifier": "heliport-1.0.1+lid176",
                 },
+                "tokens": {
+                    "doc_id": f"d{i}",
+                    "unit": "Danube",
+                    "n_tokens": i,
+                    "ids": list(range(i)),
+                    "starts": list(range(i)),
+                    "ends": list(range(1, i + 1)),
+                },
             }[table]
         )
     return rows

@@ -298,6 +298,7 @@ def test_failed_first_start_removes_only_what_it_made(tmp_path, data_root):
     with pytest.raises(WikimixError):
         train(smoke(tmp_path / "new", data="void-docs"))
     assert not (tmp_path / "new").exists()
+    assert not (data_root / "void-docs-tokens").exists()  # no rows, so no token table was stored
     (tmp_path / "mine").mkdir()  # an empty directory the user made stays, and stays empty
     with pytest.raises(WikimixError):
         train(smoke(tmp_path / "mine", data="void-docs"))

@@ -19,6 +19,8 @@ from typing import Any
 
 from wikimix.errors import ConfigError
 
+COMPILE_ALIASES = {"true": "on", "1": "on", "yes": "on", "false": "off", "0": "off", "no": "off"}
+
 
 @dataclass
 class TrainConfig:
@@ -55,7 +57,10 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     device: str = "auto"  # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
-    compile: bool = False
+    # torch.compile of the variant's backbone, in place (parameter names, so checkpoints, unchanged):
+    # 'auto' compiles on CUDA, not on CPU, where compiling costs what it saves (trainer.compiles) | 'on' | 'off'
+    compile: str = "auto"
+    tf32: bool = True  # CUDA only: fp32 matmuls on TF32 tensor cores (CPU arithmetic is never changed)
     threads: int = 0  # torch CPU threads per rank (0 = torch's default)
     progress: bool = True
     val_frac: float = 0.05
@@ -64,6 +69,12 @@ class TrainConfig:
     prompt_max: int = 200
     cont_len: int = 50
     model: dict[str, Any] = field(default_factory=dict)  # the variant's Config overrides
+
+    def __post_init__(self) -> None:
+        # compile was a bool before 'auto': a saved true/false (or a CLI yes/no) still means on/off
+        if isinstance(self.compile, bool):
+            self.compile = "on" if self.compile else "off"
+        self.compile = COMPILE_ALIASES.get(self.compile.lower(), self.compile)
 
     def validate(self) -> TrainConfig:
         for f in dataclasses.fields(self):
@@ -104,6 +115,8 @@ class TrainConfig:
             raise ConfigError(f"ema must be in [0, 1), got {self.ema}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ConfigError(f"precision must be 'auto', 'bf16' or 'fp32', got {self.precision!r}")
+        if self.compile not in ("auto", "on", "off"):
+            raise ConfigError(f"compile must be 'auto', 'on' or 'off', got {self.compile!r}")
         if self.table not in ("", "documents", "sections"):
             raise ConfigError(f"table must be 'documents' or 'sections', got {self.table!r}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
@@ -294,6 +307,8 @@ def from_json(data: dict[str, Any]) -> TrainConfig:
     for key, value in data.items():
         if key not in hints:
             continue
+        if key == "compile" and isinstance(value, bool):  # saved before compile=auto
+            value = "on" if value else "off"
         if not _is_json_of(value, hints[key]):
             name = getattr(typing.get_origin(hints[key]) or hints[key], "__name__", hints[key])
             raise ConfigError(f"{key} must be of type {name}, got {value!r}")

@@ -5,8 +5,11 @@ through `VersionRef.iter_batches` (never a full load; each shard checked against
 once per process, so a file swapped after commit is refused, not trained or scored on), split into
 train/val/test by concept (training/split.py: fixed, and no translation of a test text is ever trained on),
 sharded `rank::world_size`.
-  - training: documents are tokenised, joined with <eos> and cut into fixed windows of seq_len tokens,
-    shuffled through a seeded buffer; an infinite, deterministic stream of `Batch`es (resume = skip n).
+  - tokens: every text is tokenised once per tokenizer into a stored token table (training/token_table.py,
+    found again by later epochs, resumes and runs); training and evaluation read ids from it.
+  - training: documents' ids are joined with <eos> and cut into fixed windows of seq_len tokens,
+    shuffled through a seeded buffer; an infinite, deterministic stream of `Batch`es (resume = skip n:
+    whole epochs by their window count, read from the stored lengths).
   - evaluation: one (prompt of 100-200 tokens, 50-token continuation) pair per long-enough document.
   - significance (optional): character spans with removal ranks land on token positions
     (`Batch.removal_rank`; a token takes the lowest rank of the spans it overlaps, -1 where none).
@@ -24,14 +27,16 @@ import bisect
 import hashlib
 import random
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 import torch
 
 from storage.store import VersionRef, data_root, open_version
 from training.split import column_names, row_id_and_unit, split_of, unit_columns
+from training.token_table import TOKENS_TABLE, ensure_token_table, list_column
 from training.tokenizers import ByteTokenizer, Tokenizer
 from training.variant import Batch, scored_mask
 from wikimix.errors import ConfigError, WikimixError
@@ -80,6 +85,18 @@ def parse_data_spec(spec: str, root: str | None = None) -> VersionRef:
     return open_version(data_root(root), dataset, version or "latest")
 
 
+TOKEN_KEY = ["doc_id", "unit"]  # the token table's columns a row's (id, split unit) come from
+
+
+def _token_key(row: tuple) -> tuple[str, str]:
+    return row[0], row[1]
+
+
+def _values(column) -> list:
+    """A record batch column as Python values (list<int32> columns through numpy: much faster)."""
+    return list_column(column) if column.type == pa.list_(pa.int32()) else column.to_pylist()
+
+
 def token_ranks(offsets: list[tuple[int, int]], spans: list[tuple[int, int, int]]) -> list[int]:
     """Removal rank per token: the lowest rank of the character spans it overlaps, -1 where none.
 
@@ -109,7 +126,7 @@ class ShardData:
         table: str | None = None,
         ranker: str | None = None,
     ):
-        self.ref, self.tok, self.opt = ref, tokenizer, options
+        self.ref, self.tok, self.opt = ref, tokenizer, options  # tok: also forgets a found token table
         tables = ref.tables()
         self.table = table or next((t for t in TEXT_TABLES if t in tables), None)
         if self.table not in tables or self.table not in TEXT_TABLES:
@@ -135,39 +152,63 @@ class ShardData:
     def documents(
         self, split: str, world_size: int | None = None, rank: int | None = None, epoch: int | None = None
     ) -> Iterator[tuple[str, str]]:
-        """(doc_id, text) of one split, this rank's share: whole shards when there are at least as many
-        shards as ranks, else every world_size-th document. Shards are read interleaved, a few at a
-        time (record batch by record batch), so consecutive documents come from different shards;
-        with `epoch` the shard order is shuffled per epoch."""
+        """(doc_id, text) of one split, this rank's share (see _split_rows)."""
+        columns = self.unit_columns + ["text"]
+        for doc_id, row in self._split_rows(
+            self.ref, self.table, columns, split, world_size, rank, epoch, self._source_key, len(columns) - 1
+        ):
+            yield doc_id, row[-1]
+
+    def _source_key(self, row: tuple) -> tuple[str, str]:
+        return row_id_and_unit(self.table, list(row[:-1]))
+
+    def _split_rows(
+        self,
+        ref: VersionRef,
+        table: str,
+        columns: list[str],
+        split: str,
+        world_size: int | None,
+        rank: int | None,
+        epoch: int | None,
+        key: Callable[[tuple], tuple[str, str]],
+        empty_at: int,
+    ) -> Iterator[tuple[str, tuple]]:
+        """(row id, row) of one split, this rank's share, from the text table or its token table (the
+        same rows in the same order): whole shards when there are at least as many shards as ranks, else
+        every world_size-th row. Shards are read interleaved, a few at a time (record batch by record
+        batch), so consecutive rows come from different shards; with `epoch` the shard order is shuffled
+        per epoch. `key` gives a row's (id, split unit); rows whose column `empty_at` is empty (no text,
+        no tokens) are left out."""
         world_size = self.opt.world_size if world_size is None else world_size
         rank = self.opt.rank if rank is None else rank
-        n_files = len(self.ref.files(self.table))
+        n_files = len(ref.files(table))
         by_file = n_files >= world_size
         order = [i for i in range(n_files) if not by_file or i % world_size == rank]
         if epoch is not None:
             random.Random(_stable_int(f"shards:{self.opt.seed}:{epoch}")).shuffle(order)
-        columns = self.unit_columns + ["text"]
         seen = 0
-        for row in self._interleave(order, n_files, columns):
+        for row in self._interleave(ref, table, order, n_files, columns):
             # split by concept (training/split.py): no translation of a test text is trained on
-            doc_id, unit = row_id_and_unit(self.table, list(row[:-1]))
+            doc_id, unit = key(row)
             self.units[doc_id] = unit
-            text = row[-1]
-            if not text or split_of(unit, self.opt.val_frac, self.opt.test_frac) != split:
+            if not row[empty_at] or split_of(unit, self.opt.val_frac, self.opt.test_frac) != split:
                 continue
             seen += 1
             if by_file or (seen - 1) % world_size == rank:
-                yield doc_id, text
+                yield doc_id, row
 
-    def _rows(self, shard: int, n_files: int, columns: list[str]) -> Iterator[tuple]:
-        for rb in self.ref.iter_batches(
-            self.table, 256, columns, rank=shard, world_size=n_files, verify=True
-        ):
-            yield from zip(*(rb.column(c).to_pylist() for c in columns), strict=True)
+    def _rows(
+        self, ref: VersionRef, table: str, shard: int, n_files: int, columns: list[str]
+    ) -> Iterator[tuple]:
+        for rb in ref.iter_batches(table, 256, columns, rank=shard, world_size=n_files, verify=True):
+            yield from zip(*(_values(rb.column(c)) for c in columns), strict=True)
 
-    def _interleave(self, order: list[int], n_files: int, columns: list[str]) -> Iterator[tuple]:
+    def _interleave(
+        self, ref: VersionRef, table: str, order: list[int], n_files: int, columns: list[str]
+    ) -> Iterator[tuple]:
         """Rows round-robin over up to SHARD_CYCLE open shards, opening the next as one ends."""
-        pending = [self._rows(i, n_files, columns) for i in order]
+        pending = [self._rows(ref, table, i, n_files, columns) for i in order]
         active: list[Iterator[tuple]] = []
         while pending or active:
             while pending and len(active) < SHARD_CYCLE:
@@ -188,28 +229,58 @@ class ShardData:
             if max_chars is not None and total >= max_chars:
                 return
 
+    # ---- token ids -----------------------------------------------------------------------------------
+
+    @property
+    def tok(self) -> Tokenizer:
+        return self._tok
+
+    @tok.setter
+    def tok(self, tokenizer: Tokenizer) -> None:
+        self._tok = tokenizer
+        self._tokens: VersionRef | None = None
+
+    def token_table(self) -> VersionRef | None:
+        """This text table's token ids under this tokenizer (training/token_table.py): found, or
+        tokenised and stored on first use, so no document is tokenised twice, across epochs, resumes
+        and runs. None for a text table without rows: nothing to store (a run on it stops on bad input
+        and leaves nothing behind)."""
+        if self._tokens is None:
+            if not self.ref.num_rows(self.table):
+                self.ref.check_shards(self.table)
+                return None
+            self._tokens = ensure_token_table(self.ref, self.table, self.tok)
+        return self._tokens
+
+    def _token_rows(self, columns: list[str], split: str, epoch: int | None) -> Iterator[tuple[str, tuple]]:
+        """(row id, row) of the token table (`columns`, starting with TOKEN_KEY and n_tokens) of one split,
+        this rank's share, in the order the text rows come (see _split_rows)."""
+        table = self.token_table()
+        if table is None:
+            return iter(())
+        return self._split_rows(table, TOKENS_TABLE, columns, split, None, None, epoch, _token_key, 2)
+
     def _tokenized(
         self, split: str, epoch: int | None = None
     ) -> Iterator[tuple[str, list[int], list[int] | None]]:
-        """(doc_id, ids, removal ranks or None), tokenising a few hundred documents per call."""
-        chunk: list[tuple[str, str]] = []
-        for item in self.documents(split, epoch=epoch):
-            chunk.append(item)
-            if len(chunk) == 256:
-                yield from self._encode(chunk)
-                chunk = []
-        if chunk:
-            yield from self._encode(chunk)
-
-    def _encode(self, chunk: list[tuple[str, str]]) -> Iterator[tuple[str, list[int], list[int] | None]]:
-        texts = [t for _, t in chunk]
-        if self.significance is None:
-            for (doc_id, _), ids in zip(chunk, self.tok.encode_batch(texts), strict=True):
+        """(doc_id, ids, removal ranks or None) of a split, this rank's share, from the token table."""
+        columns = TOKEN_KEY + ["n_tokens", "ids"]
+        if self.significance is not None:
+            columns += ["starts", "ends"]
+        for doc_id, row in self._token_rows(columns, split, epoch):
+            ids = row[3]
+            if self.significance is None:
                 yield doc_id, ids, None
-            return
-        for (doc_id, _), (ids, offsets) in zip(chunk, self.tok.encode_batch_with_offsets(texts), strict=True):
+                continue
             spans = self.significance.get(doc_id)
-            yield doc_id, ids, token_ranks(offsets, spans) if spans else [-1] * len(ids)
+            ranks = token_ranks(list(zip(row[4], row[5], strict=True)), spans) if spans else [-1] * len(ids)
+            yield doc_id, ids, ranks
+
+    def _windows_per_epoch(self) -> int:
+        """Training windows in one epoch of this rank's share: its tokens and one <eos> per document, cut
+        every seq_len, whatever the order (counted from the stored lengths alone)."""
+        total = sum(row[2] + 1 for _, row in self._token_rows(TOKEN_KEY + ["n_tokens"], "train", None))
+        return total // self.opt.seq_len
 
     # ---- training windows ----------------------------------------------------------------------------
 
@@ -243,25 +314,36 @@ class ShardData:
         yield from buffer
 
     def train_batches(self, start: int = 0) -> Iterator[Batch]:
-        """Infinite stream of training batches; `start` skips that many batches (exact resume)."""
+        """Infinite stream of training batches; `start` skips that many batches (exact resume): whole
+        epochs by counting their windows, then the rest of the windows of the epoch it lands in."""
+        skip = start * self.opt.batch_size  # windows before the first batch to yield
+        epoch = 0
+        if skip:
+            per_epoch = self._windows_per_epoch()
+            if not per_epoch:
+                raise self._no_window()
+            epoch, skip = divmod(skip, per_epoch)
         rows: list[tuple[list[int], list[int], list[str]]] = []
-        produced, epoch = 0, 0
         while True:
             empty = True
             for window in self._windows(epoch):
                 empty = False
+                if skip:
+                    skip -= 1
+                    continue
                 rows.append(window)
                 if len(rows) == self.opt.batch_size:
-                    if produced >= start:
-                        yield self._collate_windows(rows)
-                    produced += 1
+                    yield self._collate_windows(rows)
                     rows = []
             if empty:
-                raise WikimixError(
-                    f"{self.ref}: rank {self.opt.rank} has no training window of {self.opt.seq_len} tokens "
-                    "(data too small for seq_len / world_size)"
-                )
+                raise self._no_window()
             epoch += 1
+
+    def _no_window(self) -> WikimixError:
+        return WikimixError(
+            f"{self.ref}: rank {self.opt.rank} has no training window of {self.opt.seq_len} tokens "
+            "(data too small for seq_len / world_size)"
+        )
 
     def _collate_windows(self, rows: list[tuple[list[int], list[int], list[str]]]) -> Batch:
         tokens = torch.tensor([r[0] for r in rows], dtype=torch.long)

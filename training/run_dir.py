@@ -29,6 +29,7 @@ RESUMABLE_CHANGES = {
     "device",
     "threads",
     "compile",
+    "tf32",
     "out",
 }
 # Data options checked against the run's pins (see pin) rather than compared as written.

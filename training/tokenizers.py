@@ -9,6 +9,7 @@ spans (character offsets into documents.text) land on token positions. Saved as 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -42,7 +43,13 @@ class Tokenizer(Protocol):
         self, texts: list[str]
     ) -> list[tuple[list[int], list[tuple[int, int]]]]: ...
     def decode(self, ids: Iterable[int]) -> str: ...
+    def serialized(self) -> str: ...
     def save(self, path: str | Path) -> None: ...
+
+
+def tokenizer_hash(tok: Tokenizer) -> str:
+    """sha256 prefix of the tokenizer's saved form: two tokenizers with one hash encode every text alike."""
+    return hashlib.sha256(tok.serialized().encode()).hexdigest()[:16]
 
 
 class ByteTokenizer:
@@ -73,8 +80,11 @@ class ByteTokenizer:
     def decode(self, ids: Iterable[int]) -> str:
         return bytes(i for i in ids if 0 <= i < 256).decode("utf-8", errors="replace")
 
+    def serialized(self) -> str:
+        return json.dumps({"wikimix_tokenizer": "byte", "special": asdict(self.special)})
+
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps({"wikimix_tokenizer": "byte", "special": asdict(self.special)}))
+        Path(path).write_text(self.serialized())
 
 
 class BPETokenizer:
@@ -125,6 +135,9 @@ class BPETokenizer:
 
     def decode(self, ids: Iterable[int]) -> str:
         return self._tok.decode([int(i) for i in ids], skip_special_tokens=True)
+
+    def serialized(self) -> str:
+        return self._tok.to_str()
 
     def save(self, path: str | Path) -> None:
         self._tok.save(str(path))

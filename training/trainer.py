@@ -9,6 +9,9 @@ EMA, every rank's RNG states and the data position are restored, so the loss cur
 as if the run had never stopped. Under torchrun (WORLD_SIZE > 1) gradients are averaged with DDP
 (gloo on CPU, nccl on CUDA); each rank reads its own share of the shards.
 
+Documents are tokenised once per (data version, tokenizer) into a stored token table that epochs, resumes
+and later runs read (training/token_table.py); a resume seeks in it without tokenising anything.
+
 The first start pins the data: `--data NAME-docs` (or `@latest`) is resolved to `NAME-docs@<version>`,
 kept in the run marker and config.json, and a resume always reads that version. A resume whose --data
 is unpinned keeps the pinned version, with a one-line warning on stderr when `latest` has moved since;
@@ -38,7 +41,7 @@ from torch import nn
 
 from training import checkpoint, run_dir
 from training.config import TrainConfig
-from training.data import DataOptions, MarkovData, open_data
+from training.data import DataOptions, MarkovData, ShardData, open_data
 from training.models import load_variant, make_config
 from training.tokenizers import BPETokenizer, ByteTokenizer, Tokenizer, load_tokenizer
 from training.variant import Batch
@@ -94,13 +97,43 @@ def on_horizon(cfg: TrainConfig, horizon: int) -> TrainConfig:
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW; matrices decay, norms / biases / 1-d parameters do not."""
+    """AdamW; matrices decay, norms / biases / 1-d parameters do not. On CUDA the fused kernel (one launch
+    for every parameter); on CPU torch's default implementation, as before."""
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    fused = True if params and all(p.is_cuda for p in params) else None
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused)
+
+
+def compiles(cfg: TrainConfig, device: torch.device) -> bool:
+    """Whether the run compiles its backbone: 'auto' on CUDA only. On the project's CPU machine a compiled
+    ar step was 1.30x faster but compiling took ~110 s before the first step, and again for every new
+    shape (evaluation batches, variable-length variants): about what a bench-cpu run saves, and most of a
+    short run (BENCHMARKS.md, issue 19). 'on' compiles on CPU too."""
+    return cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda")
+
+
+def compile_backbone(variant: nn.Module, cfg: TrainConfig, device: torch.device) -> None:
+    """torch.compile the variant's backbone in place when `compiles`: the module tree and so the
+    parameter names (state_dict keys, checkpoints) stay the same. A variant without a .backbone is left
+    eager under 'auto' and refused under 'on'."""
+    if not compiles(cfg, device):
+        return
+    backbone = getattr(variant, "backbone", None)
+    if isinstance(backbone, nn.Module):
+        backbone.compile()
+    elif cfg.compile == "on":
+        raise ConfigError(f"compile needs a variant with a .backbone module; {cfg.variant!r} has none")
+
+
+def use_tf32(cfg: TrainConfig, device: torch.device) -> None:
+    """TF32 matmuls for fp32 work on CUDA when cfg.tf32 (cuDNN convolutions use TF32 by default); on CPU
+    nothing is touched."""
+    if device.type == "cuda" and cfg.tf32:
+        torch.set_float32_matmul_precision("high")
 
 
 class EMA:
@@ -324,7 +357,13 @@ def _train(
     )
     tok = _tokenizer(cfg, out, data, rank, world, module)
     data.tok = tok
+    if isinstance(data, ShardData):  # tokenise once (or find the stored ids): rank 0 first, then the rest
+        if rank == 0:
+            data.token_table()
+        _barrier(world)
+        data.token_table()
 
+    use_tf32(cfg, device)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     variant = module.build(model_cfg, tok.vocab_size, tok.special).to(device)
     optimizer = make_optimizer(variant, cfg)
@@ -339,10 +378,7 @@ def _train(
     else:
         _seed_everything(cfg.seed + 1000 * rank)  # ranks draw different noise
 
-    if cfg.compile:
-        if not isinstance(getattr(variant, "backbone", None), nn.Module):
-            raise ConfigError(f"compile needs a variant with a .backbone module; {cfg.variant!r} has none")
-        variant.backbone.compile()  # in place: parameter names (and checkpoints) stay the same
+    compile_backbone(variant, cfg, device)
     wrapped: nn.Module = LossModule(variant)
     if world > 1:
         wrapped = nn.parallel.DistributedDataParallel(

@@ -149,6 +149,14 @@ class EmbedDiffusion(nn.Module):
     def token_logits(self, out: HeadOutput, embeddings: Tensor) -> Tensor:
         return out.logits if out.logits is not None else self.round_logits(out.x0, embeddings)
 
+    def scored_logits(self, out: HeadOutput, embeddings: Tensor, scored: Tensor) -> Tensor:
+        """token_logits at the scored positions, (N, V). The rounding logits are computed from the
+        scored estimates alone: the same values, without a (B, L, V) matrix to gather from (and to
+        scatter the gradient back into), which cost more than the rounding itself."""
+        if out.logits is not None:
+            return out.logits[scored]
+        return self.round_logits(out.x0[scored], embeddings)
+
     def denoise(
         self,
         z: Tensor,
@@ -204,7 +212,7 @@ class EmbedDiffusion(nn.Module):
         use_sc = self.cfg.self_cond and bool(torch.rand(()) < 0.5)
         out = self._denoise_self_cond(z, clean, lam, embeddings, batch.pad_mask, window, use_sc)
         scored = scored_mask(batch)
-        logits = self.token_logits(out, embeddings)[scored].float()
+        logits = self.scored_logits(out, embeddings, scored).float()
         target = batch.tokens[scored]
         ce = F.cross_entropy(logits, target)
         mse = ((out.x0 - x0.detach()) ** 2)[scored].float().mean()
@@ -226,7 +234,7 @@ class EmbedDiffusion(nn.Module):
         window = max(self.cfg.window_sizes)
         out = self._denoise_self_cond(z, clean, lam, embeddings, batch.pad_mask, window, self.cfg.self_cond)
         scored = scored_mask(batch)
-        return F.cross_entropy(self.token_logits(out, embeddings)[scored].float(), batch.tokens[scored])
+        return F.cross_entropy(self.scored_logits(out, embeddings, scored).float(), batch.tokens[scored])
 
     @torch.no_grad()
     def nll(self, batch: Batch, samples: int | None = None, seed: int = 0) -> tuple[Tensor, Tensor]:
