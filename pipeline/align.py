@@ -40,6 +40,7 @@ import json
 import math
 import zlib
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -480,7 +481,9 @@ def align_version(
     VersionWriter of the alignment dataset. A shard already written is skipped (resume). Returns a small
     JSON-able report with the shard path. `encoder` adds the embedding margin as evidence (align_concept).
     """
-    import polars as pl
+    import tempfile
+
+    from pipeline.concept_buckets import concept_groups, num_buckets, partition
 
     if not 0 <= rank < world_size:
         raise WikimixError(f"rank {rank} out of range for world size {world_size}")
@@ -489,21 +492,31 @@ def align_version(
         return {"path": path, "skipped": True}
     index = LinkIndex()
     if "pages" in wiki_ref.tables():
-        pages = wiki_ref.scan("pages").select("lang", "title", "concept", "langlinks").collect()
-        index = LinkIndex.from_pages(pages.to_dicts())
-    sections = wiki_ref.scan("sections").filter(pl.col("concept").is_not_null())
-    concepts = sorted(sections.select("concept").unique().collect()["concept"].to_list())
-    mine = [c for c in concepts if shard_of(c, world_size) == rank]
-    frame = sections.filter(pl.col("concept").is_in(mine)).collect()
-    rows: list[dict] = []
+        columns = ["lang", "title", "concept", "langlinks"]
+        index = LinkIndex.from_pages(
+            row for batch in wiki_ref.iter_batches("pages", columns=columns) for row in batch.to_pylist()
+        )
     report = Counter()
-    for _, group in frame.group_by(["concept"], maintain_order=True):
-        out = align_concept(group.to_dicts(), index, cfg, encoder)
-        rows += out
-        report["concepts"] += 1
-        for r in out:
-            report[f"{r['unit']}_{'aligned' if r['key_b'] else 'unaligned'}"] += 1
-    writer.write_shard("alignments", rank, world_size, rows)
+
+    def aligned(buckets: dict) -> Iterator[list[dict]]:
+        for bucket in buckets.values():
+            for _, group in concept_groups(bucket):
+                out = align_concept(group.to_dicts(), index, cfg, encoder)
+                report["concepts"] += 1
+                for r in out:
+                    report[f"{r['unit']}_{'aligned' if r['key_b'] else 'unaligned'}"] += 1
+                yield out
+
+    # Concepts are grouped through bucket files, so memory holds one bucket, never the whole table.
+    with tempfile.TemporaryDirectory(prefix="wikimix-align-") as tmp:
+        buckets = partition(
+            wiki_ref.iter_batches("sections"),
+            tmp,
+            "sections",
+            num_buckets(wiki_ref.num_rows("sections")),
+            keep=lambda concept: shard_of(concept, world_size) == rank,
+        )
+        writer.write_shard("alignments", rank, world_size, aligned(buckets))
     return {"path": path, "skipped": False, **report}
 
 
