@@ -325,19 +325,37 @@ def _ints(value: str, what: str) -> list[int]:
     return sizes
 
 
+DEFAULTS = {
+    "sizes": "1,2,4,8",
+    "langs_sizes": "8,16,32,64,128,189",
+    "dumps": SHARED / "corpus" / "wikipedia",
+    "sentences": 16,
+    "encoder_docs": 2,
+    "encoder_chars": 400,
+}
+QUICK = {
+    "sizes": "1,2",
+    "langs_sizes": "4,8",
+    "dumps": REPO / "samples" / "wiki",
+    "sentences": 4,
+    "encoder_docs": 1,
+    "encoder_chars": 60,
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="1,2,4,8", help="page scale factors (copies of the dumps)")
-    ap.add_argument("--langs-sizes", default="8,16,32,64,128,189", help="languages per concept (SIB-200)")
-    ap.add_argument("--dumps", type=Path, default=SHARED / "corpus" / "wikipedia")
+    ap.add_argument("--sizes", help="page scale factors, copies of the dumps (default 1,2,4,8)")
+    ap.add_argument("--langs-sizes", help="languages per concept, SIB-200 (default 8,16,32,64,128,189)")
+    ap.add_argument("--dumps", type=Path, help="pages-articles dumps (default the shared ones)")
     ap.add_argument("--concepts", type=Path, help="concept table (default DUMPS/concepts.tsv)")
     ap.add_argument("--sib200", type=Path, default=SHARED / "corpus" / "sib200")
-    ap.add_argument("--sentences", type=int, default=16, help="sentences of the SIB-200 group (one concept)")
+    ap.add_argument("--sentences", type=int, help="sentences of the SIB-200 group, one concept (default 16)")
     ap.add_argument("--stages", default=",".join(STAGES), help=f"subset of {','.join(STAGES)}")
     ap.add_argument("--shards", type=int, default=1, help="output shards of align and codeswitch")
     ap.add_argument("--threads", type=int, default=1, help="threads per stage process")
-    ap.add_argument("--encoder-docs", type=int, default=2, help="sig_encoder's fixed sample: documents")
-    ap.add_argument("--encoder-chars", type=int, default=400, help="... each cut to this many characters")
+    ap.add_argument("--encoder-docs", type=int, help="sig_encoder's fixed sample: documents (default 2)")
+    ap.add_argument("--encoder-chars", type=int, help="... each cut to this many characters (default 400)")
     ap.add_argument("--work", type=Path, help="scratch directory (default: a new temp directory)")
     ap.add_argument("--keep", action="store_true", help="keep the replicated dumps and the data")
     ap.add_argument("--json", type=Path, help="also write every measurement here")
@@ -347,9 +365,11 @@ def main() -> None:
     if args.child:
         child(json.loads(args.child))
         return
-    if args.quick:
-        args.dumps, args.sizes, args.langs_sizes = REPO / "samples" / "wiki", "1,2", "4,8"
-        args.sentences, args.encoder_docs, args.encoder_chars = 4, 1, 60
+    # --quick changes the defaults; what is given explicitly stays
+    defaults = QUICK if args.quick else DEFAULTS
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     sizes, langs_sizes = _ints(args.sizes, "--sizes"), _ints(args.langs_sizes, "--langs-sizes")
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = sorted(set(stages) - set(STAGES))

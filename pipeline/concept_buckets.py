@@ -26,8 +26,8 @@ import pyarrow.parquet as pq
 ROWS_PER_BUCKET = 4000  # paragraph rows: a few MB of text in memory at a time
 
 
-def num_buckets(rows: int, rows_per_bucket: int = ROWS_PER_BUCKET) -> int:
-    return max(1, math.ceil(rows / rows_per_bucket))
+def num_buckets(rows: int, rows_per_bucket: int | None = None) -> int:
+    return max(1, math.ceil(rows / (rows_per_bucket or ROWS_PER_BUCKET)))
 
 
 def bucket_of(concept: str, buckets: int) -> int:

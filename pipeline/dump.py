@@ -300,6 +300,10 @@ def _chunks(items: Iterator[dict], size: int) -> Iterator[list[dict]]:
         yield chunk
 
 
+def _note_ids(found: dict[str, dict], page: dict) -> None:
+    found.setdefault(normalize_title(page["title"]), {"page_id": page["page_id"], "rev_id": page["rev_id"]})
+
+
 def _log_rows(table: ConceptTable, wiki: str, lang: str, found: dict[str, dict], report: DumpReport) -> list:
     """fetch_log rows of one language: 'ok' for each concept title the dump held, 'missing' for the rest."""
     now = datetime.now(UTC)
@@ -366,7 +370,7 @@ def ingest_dumps(
         found: dict[str, dict] = {}  # normalised title -> its first page's ids: the log needs no text
         if writer.has_shard("pages", i, n):
             for page in pages:  # resumed: the shards are there, the log still needs what the dump holds
-                found.setdefault(normalize_title(page["title"]), page)
+                _note_ids(found, page)
         else:
             # pages last: its shard, completed after the sections', marks the language done
             with writer.open_shard("pages", i, n) as page_sink, writer.open_shard("sections", i, n) as sink:
@@ -374,7 +378,7 @@ def ingest_dumps(
                     sink.write([r for p in chunk for r in sections_from_page(p)])
                     page_sink.write(chunk)
                     for page in chunk:
-                        found.setdefault(normalize_title(page["title"]), page)
+                        _note_ids(found, page)
         reports[lang] = report
         if progress:
             progress(lang, report)
