@@ -124,8 +124,8 @@ def _warm_up(stage: str) -> None:
         identify(["warm up"])
 
 
-def run_stage(stage: str, root: str, name: str, source: dict, inputs: dict, opts: dict) -> dict:
-    """The stage's work on its inputs (version paths); returns info on what it wrote."""
+def run_stage(stage: str, root: str, name: str, source: dict, inputs: dict, opts: dict) -> str:
+    """The stage's work on its inputs (version paths); returns the path of the version it wrote."""
     from storage.store import VersionWriter, ref_from_path
 
     shards = opts["shards"]
@@ -139,36 +139,46 @@ def run_stage(stage: str, root: str, name: str, source: dict, inputs: dict, opts
 
             langs = language_dirs(source["sib200"])[: source["langs"]]
             ref = write_sib200_wiki(source["sib200"], root, name, langs, sentences=source["sentences"])
-        return {"path": ref.path, "pages": ref.num_rows("pages"), "sections": ref.num_rows("sections")}
+        return ref.path
     if stage == "align":
         from pipeline.align import run_align
 
         ref, _ = run_align(ref_from_path(inputs["ingest"]), root, num_shards=shards)
-        return {"path": ref.path, "alignments": ref.num_rows("alignments")}
+        return ref.path
     if stage == "codeswitch":
         from pipeline.codeswitch import run_codeswitch
 
         ref, _ = run_codeswitch(ref_from_path(inputs["align"]), root, num_shards=shards)
-        return {"path": ref.path, "documents": ref.num_rows("documents")}
+        return ref.path
     docs = ref_from_path(inputs["codeswitch"])
     if stage == "lid":
         from pipeline.lid import identify_version
 
         writer = VersionWriter(root, f"{name}-lid", parents=[docs])
         identify_version(docs, writer)
-        ref = writer.commit()
-        return {"path": ref.path, "segments": ref.num_rows("lid")}
+        return writer.commit().path
     if stage == "sig_stat":
         from pipeline.significance import StatRanker, rank_version
 
         writer = VersionWriter(root, f"{name}-sig", params={"rankers": ["stat"]}, parents=[docs])
         rank_version(docs, writer, [StatRanker.fit_version(docs)], progress=False)
-        ref = writer.commit()
-        tokens = sum(
-            len(s) for b in ref.iter_batches("significance", columns=["spans"]) for s in b[0].to_pylist()
-        )
-        return {"path": ref.path, "documents": ref.num_rows("significance"), "tokens": tokens}
+        return writer.commit().path
     raise ConfigError(f"unknown stage {stage!r}")
+
+
+def describe(path: str) -> dict:
+    """Rows of each table of a version (the units costs are counted in), and the tokens a significance
+    table ranked, counted from list lengths a row group at a time (after the clock has stopped)."""
+    import pyarrow.compute as pc
+
+    from storage.store import ref_from_path
+
+    ref = ref_from_path(path)
+    info = {table: ref.num_rows(table) for table in ref.tables() if table != "fetch_log"}
+    if "significance" in info:
+        batches = ref.iter_batches("significance", batch_size=64, columns=["spans"])
+        info["tokens"] = sum(pc.sum(pc.list_value_length(b.column(0))).as_py() or 0 for b in batches)
+    return info
 
 
 def _encoder_stage(inputs: dict, opts: dict) -> tuple[dict, float, float]:
@@ -198,8 +208,9 @@ def child(spec: dict) -> None:
     else:
         _warm_up(stage)
         cpu, wall = time.process_time(), time.perf_counter()
-        info = run_stage(stage, spec["root"], spec["name"], spec["source"], spec["inputs"], spec["opts"])
+        path = run_stage(stage, spec["root"], spec["name"], spec["source"], spec["inputs"], spec["opts"])
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        info = {"path": path, **describe(path)}
     print(RESULT + json.dumps({"cpu_s": cpu, "wall_s": wall, **info}), flush=True)
 
 
