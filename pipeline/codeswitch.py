@@ -535,7 +535,6 @@ def summarize(rows: Iterable[dict]) -> dict:
     """Dataset-level view of documents: counts, LID agreement over segments, code-switching metrics.
     One pass over `rows` (a stream is fine)."""
     counts: Counter = Counter()
-    min_langs: list[int] = []
 
     def switched_tags() -> Iterator[list[str]]:
         for d in rows:
@@ -547,7 +546,7 @@ def summarize(rows: Iterable[dict]) -> dict:
                     counts["lid_judged"] += 1
                     counts["lid_agreed"] += verdict
             if d["granularity"] != "monolingual":
-                min_langs[:] = [min(min_langs + [len(d["langs"])])]
+                counts["fewest_langs"] = min(counts["fewest_langs"] or len(d["langs"]), len(d["langs"]))
                 yield csmetrics.token_tags(d["text"], d["segments"])
 
     metrics = csmetrics.dataset_metrics(switched_tags())
@@ -557,7 +556,7 @@ def summarize(rows: Iterable[dict]) -> dict:
         "segments": counts["segments"],
         "lid_judged": judged,
         "lid_agreement": round(counts["lid_agreed"] / judged, 4) if judged else None,
-        "min_langs_per_doc": min_langs[0] if min_langs else 0,
+        "min_langs_per_doc": counts["fewest_langs"],
         "metrics": {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()},
     }
 
