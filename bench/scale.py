@@ -168,16 +168,16 @@ def run_stage(stage: str, root: str, name: str, source: dict, inputs: dict, opts
 
 def describe(path: str) -> dict:
     """Rows of each table of a version (the units costs are counted in), and the tokens a significance
-    table ranked, counted from list lengths a row group at a time (after the clock has stopped)."""
-    import pyarrow.compute as pc
+    table ranked, counted from list lengths by polars (after the clock has stopped)."""
+    import polars as pl
 
     from storage.store import ref_from_path
 
     ref = ref_from_path(path)
     info = {table: ref.num_rows(table) for table in ref.tables() if table != "fetch_log"}
     if "significance" in info:
-        batches = ref.iter_batches("significance", batch_size=64, columns=["spans"])
-        info["tokens"] = sum(pc.sum(pc.list_value_length(b.column(0))).as_py() or 0 for b in batches)
+        spans = ref.scan("significance").select(pl.col("spans").list.len().sum()).collect()
+        info["tokens"] = int(spans.item() or 0)
     return info
 
 
