@@ -13,11 +13,13 @@ does not depend on the language:
 - position of the unit in its parent, and its length against the two sides' length ratio.
 Anchors are weighted by inverse document frequency within the concept; a pair's anchor similarity is the
 overlap per anchor kind (numbers, words, skeletons, links), averaged over the kinds both sides have.
-Every pair of languages is aligned:
+Languages are aligned in pairs along a sparse graph: every language to each of the `pivots` languages
+with the most text (so with up to pivots + 1 languages, every pair), never all L^2 pairs of a concept in
+189 languages; the pairs a slot needs beyond that are joined downstream (pipeline.codeswitch unions them):
 1. sections, then the paragraphs of each aligned section pair, one-to-one by the assignment that
    maximises the total score (position is optional: shuffled units carry none); leftover paragraphs get
    a second, global assignment;
-2. with 3+ languages, a still-free pair that two third languages bridge (a~c, c~b) is added;
+2. with 3+ languages, a still-free pair that two third languages bridge (a~c, c~b, both aligned) is added;
 3. when the matched paragraphs show one steady length ratio the articles are translations ("parallel"):
    paragraphs are then assigned again on anchors plus shape (length ratio and sentence boundaries), which
    also matches paragraphs that share no anchor;
@@ -38,6 +40,7 @@ import json
 import math
 import zlib
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +73,7 @@ class AlignConfig:
     embedding_weight: float = 0.5  # share of a pair's evidence from the embedding margin (with an encoder)
     margin_span: float = 0.15  # margin 1 (no better than the neighbours) -> 0, margin 1 + span -> full
     embed_sentences: int = 2  # leading sentences of a paragraph the encoder reads (cost vs evidence)
+    pivots: int = 8  # languages every other one is aligned to: linear in languages, all pairs up to 9
 
 
 @dataclass
@@ -312,28 +316,42 @@ def align_pair(art_a: Article, art_b: Article, cfg: AlignConfig) -> tuple[list[P
     return sections, paragraphs
 
 
+def language_pairs(articles: list[Article], pivots: int) -> list[tuple[Article, Article]]:
+    """The language pairs of a concept that are aligned: each pair with a side among the `pivots`
+    articles with the most text (ties by language), in language order. P pivots give
+    P(P-1)/2 + P(L-P) pairs: linear in the number of languages L, and every pair when L <= P + 1."""
+    if pivots < 1:
+        raise WikimixError(f"pivots must be >= 1, got {pivots}")
+    size = {art.lang: sum(s.length for s in art.sections) for art in articles}
+    hubs = set(sorted(size, key=lambda lang: (-size[lang], lang))[:pivots])
+    return [(a, b) for a, b in itertools.combinations(articles, 2) if a.lang in hubs or b.lang in hubs]
+
+
 def _transitive(articles: list[Article], found: dict[tuple[str, str], list[Pair]]) -> None:
     """Add pairs implied through a third language (a~c and c~b, a and b both still free), in place.
 
     With many languages, a pair whose scripts share few anchors (zh, ar) is often bridged by languages
-    that share many with each side. A free unit takes the counterpart that two or more third languages agree on (one bridge when there
-    is only one third language).
+    that share many with each side. A free unit takes the counterpart that two or more third languages
+    agree on (one bridge when there is only one third language). Only aligned pairs bridge, so the work is
+    the graph's: linear in languages along the pivot graph.
     """
-    langs = [a.lang for a in articles]
+    order = {a.lang: i for i, a in enumerate(articles)}
     link: dict[tuple[str, str], dict[int, Pair]] = {}
+    neighbours: dict[str, set[str]] = defaultdict(set)
     for (la, lb), pairs in found.items():
         link[(la, lb)] = {id(p.a): p for p in pairs}
         link[(lb, la)] = {id(p.b): Pair(p.b, p.a, p.score, p.evidence) for p in pairs}
-    for la, lb in itertools.combinations(langs, 2):
+        neighbours[la].add(lb)
+        neighbours[lb].add(la)
+    for la, lb in list(found):
         pairs = found[(la, lb)]
+        thirds = sorted(neighbours[la] & neighbours[lb], key=order.__getitem__)
         used_a = {id(p.a) for p in pairs}
         used_b = {id(p.b) for p in pairs}
         votes: dict[int, Counter] = defaultdict(Counter)
         via: dict[tuple[int, int], list] = defaultdict(list)
         units: dict[int, Unit] = {}
-        for lc in langs:
-            if lc in (la, lb):
-                continue
+        for lc in thirds:
             for ida, pac in link[(la, lc)].items():
                 pcb = link[(lc, lb)].get(id(pac.b))
                 if ida in used_a or pcb is None or id(pcb.b) in used_b:
@@ -344,7 +362,7 @@ def _transitive(articles: list[Article], found: dict[tuple[str, str], list[Pair]
         taken: set[int] = set()
         for ida, counter in sorted(votes.items(), key=lambda kv: -max(kv[1].values())):
             (idb, n), *rest = counter.most_common()
-            if n < min(2, len(langs) - 2) or (rest and rest[0][1] == n) or idb in taken:
+            if n < min(2, len(thirds)) or (rest and rest[0][1] == n) or idb in taken:
                 continue  # one bridge of several, or bridges that disagree: leave it free
             taken.add(idb)
             paths = via[(ida, idb)]
@@ -380,7 +398,8 @@ def align_concept(
     With an `encoder` (pipeline.encoder.Encoder), paragraphs and sections also carry embeddings and the
     ratio margin joins the anchors as evidence; the evidence of each row records margin and cosine.
 
-    Every pair of languages is aligned. Sections and paragraphs that match nothing in any language, and
+    Language pairs follow the pivot graph (`language_pairs`: every pair up to cfg.pivots + 1 languages,
+    linear in languages beyond). Sections and paragraphs that match nothing in any language, and
     sentences of aligned paragraphs that match nothing, get a row with empty side b and a reason; so do
     empty units and every unit of a concept that exists in one language only.
     """
@@ -413,7 +432,7 @@ def align_concept(
         return out
     sections: dict[tuple[str, str], list[Pair]] = {}
     paragraphs: dict[tuple[str, str], list[Pair]] = {}
-    for art_a, art_b in itertools.combinations(articles, 2):
+    for art_a, art_b in language_pairs(articles, cfg.pivots):
         key = (art_a.lang, art_b.lang)
         sections[key], paragraphs[key] = align_pair(art_a, art_b, cfg)
     if len(articles) > 2:
@@ -462,7 +481,9 @@ def align_version(
     VersionWriter of the alignment dataset. A shard already written is skipped (resume). Returns a small
     JSON-able report with the shard path. `encoder` adds the embedding margin as evidence (align_concept).
     """
-    import polars as pl
+    import tempfile
+
+    from pipeline.concept_buckets import concept_groups, num_buckets, partition
 
     if not 0 <= rank < world_size:
         raise WikimixError(f"rank {rank} out of range for world size {world_size}")
@@ -471,21 +492,31 @@ def align_version(
         return {"path": path, "skipped": True}
     index = LinkIndex()
     if "pages" in wiki_ref.tables():
-        pages = wiki_ref.scan("pages").select("lang", "title", "concept", "langlinks").collect()
-        index = LinkIndex.from_pages(pages.to_dicts())
-    sections = wiki_ref.scan("sections").filter(pl.col("concept").is_not_null())
-    concepts = sorted(sections.select("concept").unique().collect()["concept"].to_list())
-    mine = [c for c in concepts if shard_of(c, world_size) == rank]
-    frame = sections.filter(pl.col("concept").is_in(mine)).collect()
-    rows: list[dict] = []
+        columns = ["lang", "title", "concept", "langlinks"]
+        index = LinkIndex.from_pages(
+            row for batch in wiki_ref.iter_batches("pages", columns=columns) for row in batch.to_pylist()
+        )
     report = Counter()
-    for _, group in frame.group_by(["concept"], maintain_order=True):
-        out = align_concept(group.to_dicts(), index, cfg, encoder)
-        rows += out
-        report["concepts"] += 1
-        for r in out:
-            report[f"{r['unit']}_{'aligned' if r['key_b'] else 'unaligned'}"] += 1
-    writer.write_shard("alignments", rank, world_size, rows)
+
+    def aligned(buckets: dict) -> Iterator[list[dict]]:
+        for bucket in buckets.values():
+            for _, group in concept_groups(bucket):
+                out = align_concept(group.to_dicts(), index, cfg, encoder)
+                report["concepts"] += 1
+                for r in out:
+                    report[f"{r['unit']}_{'aligned' if r['key_b'] else 'unaligned'}"] += 1
+                yield out
+
+    # Concepts are grouped through bucket files, so memory holds one bucket, never the whole table.
+    with tempfile.TemporaryDirectory(prefix="wikimix-align-") as tmp:
+        buckets = partition(
+            wiki_ref.iter_batches("sections"),
+            tmp,
+            "sections",
+            num_buckets(wiki_ref.num_rows("sections")),
+            keep=lambda concept: shard_of(concept, world_size) == rank,
+        )
+        writer.write_shard("alignments", rank, world_size, aligned(buckets))
     return {"path": path, "skipped": False, **report}
 
 

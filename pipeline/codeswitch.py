@@ -33,7 +33,7 @@ import re
 import statistics
 import unicodedata
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from pipeline import csmetrics
@@ -475,9 +475,10 @@ def build_documents(
 
     Returns a JSON-able report: shard path, counts, LID agreement and dataset-level metrics.
     """
-    import polars as pl
+    import tempfile
 
     from pipeline.align import shard_of
+    from pipeline.concept_buckets import concept_groups, num_buckets, partition
 
     cfg = cfg or BuildConfig()
     if not 0 <= rank < world_size:
@@ -485,54 +486,78 @@ def build_documents(
     path = writer.shard_path("documents", rank, world_size)
     if writer.has_shard("documents", rank, world_size):
         return {"path": path, "skipped": True}
-    alignments = align_ref.scan("alignments")
-    concepts = sorted(alignments.select("concept").unique().collect()["concept"].to_list())
-    mine = [c for c in concepts if shard_of(c, world_size) == rank]
-    align_frame = alignments.filter(pl.col("concept").is_in(mine)).collect()
-    sec_frame = (
-        wiki_ref.scan("sections")
-        .filter(pl.col("concept").is_in(mine))
-        .select("wiki", "lang", "page_id", "rev_id", "concept", "section_idx", "paragraph_idx", "text")
-        .collect()
-    )
-    sections_by_concept = {c[0]: g.to_dicts() for c, g in sec_frame.group_by(["concept"])}
-    rows: list[dict] = []
     stats: Counter = Counter()
-    for (concept,), group in align_frame.group_by(["concept"], maintain_order=True):
-        langs = set(group["lang_a"].to_list()) | {x for x in group["lang_b"].to_list() if x}
-        if len(langs) < cfg.min_langs:
-            stats["concepts_too_few_langs"] += 1
-            continue
-        slots, st = slots_for_concept(
-            sections_by_concept.get(concept, []), group.to_dicts(), cfg.lid and cfg.lid_filter
-        )
-        stats.update(st)
-        docs, st = documents_from_slots(concept, slots, cfg)
-        stats.update(st)
-        stats["concepts"] += 1
-        rows += docs
-    writer.write_shard("documents", rank, world_size, rows)
-    return {"path": path, "skipped": False, **dict(stats), **summarize(rows)}
+
+    def documents(align_buckets: dict, section_buckets: dict) -> Iterator[list[dict]]:
+        for bucket, align_path in align_buckets.items():
+            sections = (
+                {c: g.to_dicts() for c, g in concept_groups(section_buckets[bucket])}
+                if bucket in section_buckets
+                else {}
+            )
+            for concept, group in concept_groups(align_path):
+                langs = set(group["lang_a"].to_list()) | {x for x in group["lang_b"].to_list() if x}
+                if len(langs) < cfg.min_langs:
+                    stats["concepts_too_few_langs"] += 1
+                    continue
+                slots, st = slots_for_concept(
+                    sections.get(concept, []), group.to_dicts(), cfg.lid and cfg.lid_filter
+                )
+                stats.update(st)
+                docs, st = documents_from_slots(concept, slots, cfg)
+                stats.update(st)
+                stats["concepts"] += 1
+                yield docs
+
+    # Both tables go through bucket files of one count: a bucket holds a concept's sections and its
+    # alignments, and memory holds one bucket, never a whole table.
+    mine = {"keep": lambda concept: shard_of(concept, world_size) == rank}
+    columns = ["wiki", "lang", "page_id", "rev_id", "concept", "section_idx", "paragraph_idx", "text"]
+    with tempfile.TemporaryDirectory(prefix="wikimix-codeswitch-") as tmp:
+        n = num_buckets(max(align_ref.num_rows("alignments"), wiki_ref.num_rows("sections")))
+        align_buckets = partition(align_ref.iter_batches("alignments"), tmp, "alignments", n, **mine)
+        sections = partition(wiki_ref.iter_batches("sections", columns=columns), tmp, "sections", n, **mine)
+        writer.write_shard("documents", rank, world_size, documents(align_buckets, sections))
+    return {"path": path, "skipped": False, **dict(stats), **summarize(_read_documents(writer, path))}
+
+
+def _read_documents(writer, path: str) -> Iterator[dict]:
+    """The rows of a documents shard just written, a batch at a time (the report is computed from them)."""
+    import pyarrow.parquet as pq
+
+    columns = ["granularity", "langs", "text", "segments"]
+    with writer.fs.open(writer.fs._strip_protocol(path), "rb") as fh:
+        for batch in pq.ParquetFile(fh).iter_batches(batch_size=256, columns=columns):
+            yield from batch.to_pylist()
 
 
 def summarize(rows: Iterable[dict]) -> dict:
-    """Dataset-level view of documents: counts, LID agreement over segments, code-switching metrics."""
-    rows = list(rows)
-    judged = [segment_agrees(s) for d in rows for s in d["segments"]]
-    judged = [j for j in judged if j is not None]
-    switched = [d for d in rows if d["granularity"] != "monolingual"]
+    """Dataset-level view of documents: counts, LID agreement over segments, code-switching metrics.
+    One pass over `rows` (a stream is fine)."""
+    counts: Counter = Counter()
+
+    def switched_tags() -> Iterator[list[str]]:
+        for d in rows:
+            counts["documents"] += 1
+            counts["segments"] += len(d["segments"])
+            for s in d["segments"]:
+                verdict = segment_agrees(s)
+                if verdict is not None:
+                    counts["lid_judged"] += 1
+                    counts["lid_agreed"] += verdict
+            if d["granularity"] != "monolingual":
+                counts["fewest_langs"] = min(counts["fewest_langs"] or len(d["langs"]), len(d["langs"]))
+                yield csmetrics.token_tags(d["text"], d["segments"])
+
+    metrics = csmetrics.dataset_metrics(switched_tags())
+    judged = counts["lid_judged"]
     return {
-        "documents": len(rows),
-        "segments": sum(len(d["segments"]) for d in rows),
-        "lid_judged": len(judged),
-        "lid_agreement": round(sum(judged) / len(judged), 4) if judged else None,
-        "min_langs_per_doc": min((len(d["langs"]) for d in switched), default=0),
-        "metrics": {
-            k: round(v, 4) if isinstance(v, float) else v
-            for k, v in csmetrics.dataset_metrics(
-                csmetrics.token_tags(d["text"], d["segments"]) for d in switched
-            ).items()
-        },
+        "documents": counts["documents"],
+        "segments": counts["segments"],
+        "lid_judged": judged,
+        "lid_agreement": round(counts["lid_agreed"] / judged, 4) if judged else None,
+        "min_langs_per_doc": counts["fewest_langs"],
+        "metrics": {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()},
     }
 
 

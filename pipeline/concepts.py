@@ -12,6 +12,7 @@ tells the local MediaWiki family which `[[xx:Title]]` links to add when importin
 from __future__ import annotations
 
 import csv
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +49,9 @@ class ConceptTable:
 
     def __post_init__(self) -> None:
         self._by_key: dict[tuple[str, str], Concept] = {}
+        self._by_concept: dict[str, list[Concept]] = defaultdict(list)  # lookups stay O(languages)
         for row in self.rows:
+            self._by_concept[row.concept].append(row)
             key = (row.lang, normalize_title(row.title))
             if key in self._by_key and self._by_key[key].concept != row.concept:
                 raise ConceptTableError(
@@ -76,14 +79,14 @@ class ConceptTable:
 
     def group(self, concept: str) -> dict[str, Concept]:
         """{lang: row} of one concept."""
-        return {r.lang: r for r in self.rows if r.concept == concept}
+        return {r.lang: r for r in self._by_concept.get(concept, ())}
 
     def langlinks(self, lang: str, title: str) -> list[tuple[str, str]]:
         """(lang, title) of the same concept in the other languages, sorted by language."""
         row = self.row(lang, title)
         if row is None:
             return []
-        return sorted((r.lang, r.title) for r in self.rows if r.concept == row.concept and r.lang != lang)
+        return sorted((r.lang, r.title) for r in self._by_concept[row.concept] if r.lang != lang)
 
     def subset(self, langs: Iterable[str] | None) -> ConceptTable:
         if langs is None:

@@ -286,6 +286,48 @@ def find_dumps(directory: str | os.PathLike, langs: list[str] | None = None) -> 
     return found
 
 
+PAGES_PER_CHUNK = 128  # pages parsed, split and written at a time: memory stays flat however big a dump is
+
+
+def _chunks(items: Iterator[dict], size: int) -> Iterator[list[dict]]:
+    chunk: list[dict] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _note_ids(found: dict[str, dict], page: dict) -> None:
+    found.setdefault(normalize_title(page["title"]), {"page_id": page["page_id"], "rev_id": page["rev_id"]})
+
+
+def _log_rows(table: ConceptTable, wiki: str, lang: str, found: dict[str, dict], report: DumpReport) -> list:
+    """fetch_log rows of one language: 'ok' for each concept title the dump held, 'missing' for the rest."""
+    now = datetime.now(UTC)
+    rows = []
+    for title, concept in sorted(table.titles(lang).items()):
+        page = found.get(normalize_title(title))
+        rows.append(
+            {
+                "wiki": wiki,
+                "lang": lang,
+                "concept": concept,
+                "requested_title": title,
+                "status": "ok" if page else "missing",
+                "detail": None
+                if page
+                else ("not in the dump (truncated)" if report.truncated else "not in the dump"),
+                "page_id": page["page_id"] if page else None,
+                "rev_id": page["rev_id"] if page else None,
+                "logged_at": now,
+            }
+        )
+    return rows
+
+
 def ingest_dumps(
     dumps: str | os.PathLike,
     concepts: str | os.PathLike | ConceptTable,
@@ -299,7 +341,8 @@ def ingest_dumps(
 ):
     """Build a `<name>-wiki` dataset version (pages, sections, fetch_log) from dumps, no server needed.
 
-    One shard per language (resumable: a shard already written is skipped when `version` is reused).
+    One shard per language (resumable: a shard already written is skipped when `version` is reused), each
+    streamed PAGES_PER_CHUNK pages at a time, so memory does not grow with the dump.
     fetch_log holds 'ok' for each concept page found and 'missing' for each one the dump lacks (a
     truncated dump lacks the pages after the cut). Returns (VersionRef, {lang: DumpReport}).
     """
@@ -321,38 +364,25 @@ def ingest_dumps(
     writer = VersionWriter(root, f"{name}-wiki", version, params=params)
     reports: dict[str, DumpReport] = {}
     n = len(paths)
-    log_rows: list[dict] = []
     for i, (lang, path) in enumerate(paths.items()):
         report = DumpReport()
-        pages = list(
-            iter_dump(path, concepts=table, concepts_only=concepts_only, report=report, url_for=url_for)
-        )
+        pages = iter_dump(path, concepts=table, concepts_only=concepts_only, report=report, url_for=url_for)
+        found: dict[str, dict] = {}  # normalised title -> its first page's ids: the log needs no text
+        if writer.has_shard("pages", i, n):
+            for page in pages:  # resumed: the shards are there, the log still needs what the dump holds
+                _note_ids(found, page)
+        else:
+            # pages last: its shard, completed after the sections', marks the language done
+            with writer.open_shard("pages", i, n) as page_sink, writer.open_shard("sections", i, n) as sink:
+                for chunk in _chunks(pages, PAGES_PER_CHUNK):
+                    sink.write([r for p in chunk for r in sections_from_page(p)])
+                    page_sink.write(chunk)
+                    for page in chunk:
+                        _note_ids(found, page)
         reports[lang] = report
         if progress:
             progress(lang, report)
-        if not writer.has_shard("pages", i, n):
-            writer.write_shard("sections", i, n, [r for p in pages for r in sections_from_page(p)])
-            writer.write_shard("pages", i, n, pages)  # pages last: its shard marks the language done
-        found = {normalize_title(p["title"]) for p in pages}
-        now = datetime.now(UTC)
-        for title, concept in sorted(table.titles(lang).items()):
-            page = next((p for p in pages if normalize_title(p["title"]) == normalize_title(title)), None)
-            log_rows.append(
-                {
-                    "wiki": sites[lang].dbname,
-                    "lang": lang,
-                    "concept": concept,
-                    "requested_title": title,
-                    "status": "ok" if normalize_title(title) in found else "missing",
-                    "detail": None
-                    if page
-                    else ("not in the dump (truncated)" if report.truncated else "not in the dump"),
-                    "page_id": page["page_id"] if page else None,
-                    "rev_id": page["rev_id"] if page else None,
-                    "logged_at": now,
-                }
-            )
-    writer.write_table("fetch_log", log_rows)
+        writer.write_shard("fetch_log", i, n, _log_rows(table, sites[lang].dbname, lang, found, report))
     read = sum(r.pages_read for r in reports.values())
     per_lang = ", ".join(f"{lang}: {r.pages_read} read" for lang, r in reports.items())
     why = (

@@ -11,6 +11,12 @@ slot that any language may render, and the passage is composed by pipeline.codes
 language list mixes every language once, as in one article written in all the languages it exists in.
 Language ID and metrics run across all of them (codes mapped to lid.176's by pipeline.lid; languages the
 model does not know are left out of the agreement rate and counted).
+
+`write_sib200_wiki` turns one group of consecutive sentences into one concept with an article in every
+variety (a `<name>-wiki` version, as ingest writes), so the aligner and the whole corpus pipeline can be
+run, and timed, on a concept in all ~190 languages (bench/scale.py):
+
+    ref = write_sib200_wiki("../shared/corpus/sib200", root="data", name="sib-all", sentences=8)
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import csv
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.codeswitch import BuildConfig, Candidate, Slot, annotate, compose, render, summarize
@@ -160,3 +167,60 @@ def build_sib200(
         **dict(stats),
         **summarize(rows),
     }
+
+
+def sib200_pages(
+    sentences: dict[int, dict], first: int = 0, count: int = 8, per_paragraph: int = 4
+) -> list[dict]:
+    """`pages` rows of one concept: in every language, the `count` sentences from the `first`-th index_id
+    on (consecutive index_ids come from one source article), `per_paragraph` to a paragraph."""
+    if count < 1 or per_paragraph < 1 or first < 0:
+        raise ConfigError("a SIB-200 sentence group needs first >= 0, count >= 1 and per_paragraph >= 1")
+    ids = sorted(sentences)[first : first + count]
+    if not ids:
+        raise WikimixError(f"SIB-200 has {len(sentences)} sentences: none from position {first}")
+    concept = f"sib200:{ids[0]}-{ids[-1]}"
+    langs = sorted({lang for i in ids for lang in sentences[i]["texts"]})
+    now = datetime.now(UTC)
+    pages = []
+    for page_id, lang in enumerate(langs, start=1):
+        texts = [sentences[i]["texts"][lang] for i in ids if lang in sentences[i]["texts"]]
+        paragraphs = [" ".join(texts[k : k + per_paragraph]) for k in range(0, len(texts), per_paragraph)]
+        pages.append(
+            {
+                "wiki": f"sib200{lang.lower().replace('_', '')}",
+                "lang": lang,
+                "page_id": page_id,
+                "rev_id": ids[0],
+                "title": concept,
+                "concept": concept,
+                "url": None,
+                "timestamp": None,
+                "wikitext": "\n\n".join(paragraphs),
+                "fetched_at": now,
+                "source": "dump",
+                "redirected_from": None,
+                "langlinks": [],
+            }
+        )
+    return pages
+
+
+def write_sib200_wiki(
+    directory: str | Path,
+    root=None,
+    name: str = "sib200",
+    langs: list[str] | None = None,
+    first: int = 0,
+    sentences: int = 8,
+    per_paragraph: int = 4,
+):
+    """A `<name>-wiki` version (pages, sections) holding one SIB-200 sentence group as one concept with an
+    article per variety (`langs`, default all): the input of align -> codeswitch -> LID -> significance."""
+    from pipeline.sections import sections_from_page
+    from storage.store import write_version
+
+    pages = sib200_pages(load_sib200(directory, langs), first, sentences, per_paragraph)
+    rows = [r for page in pages for r in sections_from_page(page)]
+    params = {"source": "sib200", "langs": langs or [], "first": first, "sentences": sentences}
+    return write_version(root, f"{name}-wiki", {"pages": pages, "sections": rows}, params=params)

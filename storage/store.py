@@ -309,6 +309,19 @@ def _strip(fs: fsspec.AbstractFileSystem, path: str) -> str:
     return fs._strip_protocol(path)
 
 
+@dataclass
+class ShardSink:
+    """The open end of a shard being written (VersionWriter.open_shard)."""
+
+    table: str
+    writer: pq.ParquetWriter
+
+    def write(self, rows: pa.Table | list[dict]) -> None:
+        arrow = to_arrow(self.table, rows)
+        if arrow.num_rows:
+            self.writer.write_table(arrow, row_group_size=ROW_GROUP_ROWS)
+
+
 class VersionWriter:
     """Writes one dataset version shard by shard; `commit()` writes the manifest last.
 
@@ -375,32 +388,35 @@ class VersionWriter:
     def write_shard(
         self, table: str, index: int, num_shards: int, rows: pa.Table | list[dict] | Iterable[pa.Table]
     ) -> str:
-        """Write one shard atomically (temp file, fsync, rename). Returns its path."""
-        final = self.shard_path(table, index, num_shards)
-        schema = schema_for(table)
+        """Write one shard atomically (temp file, fsync, rename). Returns its path. `rows` may be an
+        iterable of chunks (tables or lists of rows): one chunk at a time is held in memory."""
         chunks = [rows] if isinstance(rows, pa.Table | list) else rows
+        with self.open_shard(table, index, num_shards) as sink:
+            for chunk in chunks:
+                sink.write(chunk)
+        return self.shard_path(table, index, num_shards)
+
+    @contextlib.contextmanager
+    def open_shard(self, table: str, index: int, num_shards: int) -> Iterator[ShardSink]:
+        """A shard written chunk by chunk (`sink.write(rows)`) and renamed into place when the block ends
+        without an error (removed when it raises). Two shards open at once let one pass over the input
+        feed two tables; the one opened last is completed first."""
+        final = self.shard_path(table, index, num_shards)
         tmp = _join(self._dir, table, f".tmp-{uuid.uuid4().hex}-{part_name(index, num_shards)}")
         self.fs.makedirs(_join(self._dir, table), exist_ok=True)
         try:
             with self.fs.open(tmp, "wb") as fh:
-                with pq.ParquetWriter(fh, schema, compression="zstd") as writer:
-                    for chunk in chunks:
-                        arrow = to_arrow(table, chunk)
-                        if arrow.num_rows:
-                            writer.write_table(arrow, row_group_size=ROW_GROUP_ROWS)
+                with pq.ParquetWriter(fh, schema_for(table), compression="zstd") as writer:
+                    yield ShardSink(table, writer)
                 fh.flush()
                 if hasattr(fh, "fileno"):
                     with contextlib.suppress(OSError, ValueError, AttributeError):
                         os.fsync(fh.fileno())
             self.fs.mv(tmp, final)
         except BaseException:
-            try:
-                if self.fs.exists(tmp):
-                    self.fs.rm(tmp)
-            finally:
-                pass
+            if self.fs.exists(tmp):
+                self.fs.rm(tmp)
             raise
-        return final
 
     def write_table(self, table: str, rows: pa.Table | list[dict], num_shards: int = 1) -> list[str]:
         """Split rows into `num_shards` contiguous shards and write each."""
