@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,11 @@ def test_judge_is_cached_by_data_tokenizer_and_config(runs, monkeypatch):
     from training.judge import judge_config, judge_key
 
     assert judge_key(runs["ref"], judge_config(other)) != Path(runs["judge"]).name.removeprefix("ar-")
+    # how a run goes (compile, threads, TF32) is not what it trains: the same judge
+    faster = replace(runs["rows_cfg"], compile="on", threads=7, tf32=False)
+    assert judge_key(runs["ref"], judge_config(faster)) == judge_key(
+        runs["ref"], judge_config(runs["rows_cfg"])
+    )
 
 
 def test_test_pairs_come_from_concepts_never_trained_on(runs, monkeypatch):

@@ -26,12 +26,15 @@ from storage.store import VersionRef, data_root
 from training.config import TrainConfig
 from training.data import collate_pairs
 
+# settings that change where and how fast a run goes, never the model it trains: not part of a judge's key,
+# so turning compile on or running on more threads reuses the cached judge
+RUN_ONLY_SETTINGS = ("out", "progress", "threads", "device", "compile", "tf32")
 JUDGE_STEPS_FACTOR = 4  # the judge trains this many times the rows' optimizer steps
 
 
 def judge_key(data: VersionRef, cfg: TrainConfig) -> str:
     """Version key of a judge: data version + tokenizer + training config (output paths aside)."""
-    settings = {k: v for k, v in cfg.to_json().items() if k not in ("out", "progress", "threads", "device")}
+    settings = {k: v for k, v in cfg.to_json().items() if k not in RUN_ONLY_SETTINGS}
     blob = json.dumps({"data": str(data), "config": settings}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
